@@ -1,0 +1,1 @@
+int platos_raw_placeholder(void);

@@ -1,0 +1,79 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// The folder tree is the architecture (see README.md, "Layout"):
+//   proto/        the contract
+//   Sources/      shared libraries and tools: protobuf-c bridge, wire codec, RPC runtime, CLI
+//   services/     one folder per service: its library, its thin `main`, its Dockerfile
+//   Tests/        mirrors the targets, plus end-to-end tests that start the real executables
+//   Benchmarks/   programs that print figures (`make bench-<area>`)
+
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "platos",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "platos-protogen", targets: ["ProtoGen"]),
+        .executable(name: "platos-bench-codec", targets: ["CodecBenchmark"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+    ],
+    targets: [
+        // MARK: protobuf-c and the generic Swift bridge
+        .systemLibrary(
+            name: "CProtobufC",
+            pkgConfig: "libprotobuf-c",
+            providers: [.apt(["libprotobuf-c-dev"])]
+        ),
+        .target(
+            name: "CPlatosProto",
+            dependencies: ["CProtobufC"],
+            cSettings: [.unsafeFlags(["-Wno-unused-parameter"])]
+        ),
+        .target(name: "ProtobufCSwift", dependencies: ["CProtobufC"], swiftSettings: swiftSettings),
+        .target(
+            name: "PlatosProto",
+            dependencies: ["CPlatosProto", "ProtobufCSwift"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(name: "ProtoGen", dependencies: ["CPlatosProto"], swiftSettings: swiftSettings),
+
+        // MARK: wire
+        .target(
+            name: "PlatosWire",
+            dependencies: ["PlatosProto", "ProtobufCSwift", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: benchmarks
+        .target(name: "CRawProtobufBench", dependencies: ["CPlatosProto"], path: "Benchmarks/CRawProtobufBench"),
+        .executableTarget(
+            name: "CodecBenchmark",
+            dependencies: ["PlatosProto", "PlatosWire", "CRawProtobufBench"],
+            path: "Benchmarks/CodecBenchmark",
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: tests
+        .testTarget(
+            name: "ProtobufCSwiftTests",
+            dependencies: ["PlatosProto", "ProtobufCSwift", "CPlatosProto"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PlatosWireTests",
+            dependencies: [
+                "PlatosWire", "PlatosProto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

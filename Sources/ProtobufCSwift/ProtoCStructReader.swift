@@ -1,0 +1,125 @@
+import CProtobufC
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Reads a Swift message out of a protobuf-c struct (as `protobuf_c_message_unpack` produced it),
+/// using the descriptor's offsets.
+struct ProtoCStructReader: ProtoFieldDecoder {
+    let base: UnsafeRawPointer
+    let descriptor: ProtoMessageDescriptor
+
+    @inline(__always)
+    static func read<M: ProtoMessage>(_ type: M.Type, from message: UnsafeRawPointer) throws -> M {
+        var reader = ProtoCStructReader(base: message, descriptor: M.protoDescriptor)
+        return try M(fields: &reader)
+    }
+
+    @inline(__always)
+    private func slot(_ field: Int) -> UnsafeRawPointer {
+        base + Int(descriptor.field(field).pointee.offset)
+    }
+
+    /// The element count and array pointer of a repeated field.
+    @inline(__always)
+    private func repeated(_ field: Int) -> (count: Int, array: UnsafeRawPointer?) {
+        let f = descriptor.field(field)
+        let count = (base + Int(f.pointee.quantifier_offset)).loadUnaligned(as: Int.self)
+        guard count > 0 else { return (0, nil) }
+        return (count, (base + Int(f.pointee.offset)).loadUnaligned(as: UnsafeRawPointer?.self))
+    }
+
+    @inline(__always)
+    static func string(at pointer: UnsafeRawPointer) -> String {
+        guard let cString = pointer.loadUnaligned(as: UnsafePointer<UInt8>?.self) else { return "" }
+        let length = strlen(UnsafeRawPointer(cString).assumingMemoryBound(to: CChar.self))
+        if length == 0 { return "" }
+        // Invalid UTF-8 from a peer becomes U+FFFD rather than a crash.
+        return String(decoding: UnsafeBufferPointer(start: cString, count: length), as: UTF8.self)
+    }
+
+    @inline(__always)
+    static func bytes(at pointer: UnsafeRawPointer) -> [UInt8] {
+        let binary = pointer.loadUnaligned(as: ProtobufCBinaryData.self)
+        guard binary.len > 0, let data = binary.data else { return [] }
+        return Array(UnsafeBufferPointer(start: data, count: binary.len))
+    }
+
+    func decode<T: ProtoScalar>(_ type: T.Type, field: Int) throws -> T {
+        T.load(from: slot(field))
+    }
+
+    func decode(_ type: String.Type, field: Int) throws -> String {
+        Self.string(at: slot(field))
+    }
+
+    func decode(_ type: [UInt8].Type, field: Int) throws -> [UInt8] {
+        Self.bytes(at: slot(field))
+    }
+
+    func decode<E: ProtoEnum>(_ type: E.Type, field: Int) throws -> E {
+        E(protoValue: Int32(slot(field).loadUnaligned(as: CInt.self)))
+    }
+
+    func decode<M: ProtoMessage>(_ type: M?.Type, field: Int) throws -> M? {
+        guard let sub = slot(field).loadUnaligned(as: UnsafeRawPointer?.self) else { return nil }
+        return try Self.read(M.self, from: sub)
+    }
+
+    func decode<T: ProtoScalar>(_ type: [T].Type, field: Int) throws -> [T] {
+        let (count, array) = repeated(field)
+        guard let array else { return [] }
+        return (0..<count).map { T.load(from: array + $0 * T.cSize) }
+    }
+
+    func decode(_ type: [String].Type, field: Int) throws -> [String] {
+        let (count, array) = repeated(field)
+        guard let array else { return [] }
+        let size = MemoryLayout<UnsafeRawPointer>.stride
+        return (0..<count).map { Self.string(at: array + $0 * size) }
+    }
+
+    func decode(_ type: [[UInt8]].Type, field: Int) throws -> [[UInt8]] {
+        let (count, array) = repeated(field)
+        guard let array else { return [] }
+        let size = MemoryLayout<ProtobufCBinaryData>.stride
+        return (0..<count).map { Self.bytes(at: array + $0 * size) }
+    }
+
+    func decode<E: ProtoEnum>(_ type: [E].Type, field: Int) throws -> [E] {
+        let (count, array) = repeated(field)
+        guard let array else { return [] }
+        let size = MemoryLayout<CInt>.stride
+        return (0..<count).map { E(protoValue: Int32((array + $0 * size).loadUnaligned(as: CInt.self))) }
+    }
+
+    func decode<M: ProtoMessage>(_ type: [M].Type, field: Int) throws -> [M] {
+        let (count, array) = repeated(field)
+        guard let array else { return [] }
+        let size = MemoryLayout<UnsafeRawPointer>.stride
+        var out: [M] = []
+        out.reserveCapacity(count)
+        for i in 0..<count {
+            let sub = (array + i * size).loadUnaligned(as: UnsafeRawPointer.self)
+            out.append(try Self.read(M.self, from: sub))
+        }
+        return out
+    }
+
+    func decode(_ type: [String: String].Type, field: Int) throws -> [String: String] {
+        let (count, array) = repeated(field)
+        guard let array else { return [:] }
+        let entry = ProtoMapEntryLayout(mapField: descriptor.field(field))
+        let size = MemoryLayout<UnsafeRawPointer>.stride
+        var out: [String: String] = Dictionary(minimumCapacity: count)
+        for i in 0..<count {
+            let raw = (array + i * size).loadUnaligned(as: UnsafeRawPointer.self)
+            // As in protobuf, the last occurrence of a key wins.
+            out[Self.string(at: raw + entry.keyOffset)] = Self.string(at: raw + entry.valueOffset)
+        }
+        return out
+    }
+}

@@ -1,0 +1,58 @@
+import CProtobufC
+
+/// Limits applied before protobuf-c sees any bytes.
+public enum ProtoLimits {
+    /// The default largest encoded message accepted: 4 MiB, the same as the largest frame.
+    public static let defaultMaxMessageSize = 4 * 1024 * 1024
+}
+
+extension ProtoMessage {
+    /// The protobuf encoding of this value, packed by protobuf-c.
+    public func serializedBytes() throws -> [UInt8] {
+        try withThreadArena { arena in
+            let cMessage = try ProtoCStructWriter.build(self, in: arena)
+            let size = protobuf_c_message_get_packed_size(cMessage)
+            return [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+                count = protobuf_c_message_pack(cMessage, buffer.baseAddress)
+            }
+        }
+    }
+
+    /// Packs this value with protobuf-c and hands the bytes to `body` (valid only inside it).
+    /// This is the zero-copy path for writers that own their output buffer.
+    public func withSerializedBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        try withThreadArena { arena in
+            let cMessage = try ProtoCStructWriter.build(self, in: arena)
+            let size = protobuf_c_message_get_packed_size(cMessage)
+            let out = arena.allocate(max(size, 1))
+            let written = protobuf_c_message_pack(cMessage, out.assumingMemoryBound(to: UInt8.self))
+            return try body(UnsafeRawBufferPointer(start: out, count: written))
+        }
+    }
+
+    /// Unpacks `bytes` with protobuf-c. The size is checked against `maxSize` before protobuf-c is
+    /// called, so an oversized input costs nothing.
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, maxSize: Int = ProtoLimits.defaultMaxMessageSize)
+        throws
+    {
+        guard bytes.count <= maxSize else { throw ProtoError.tooLarge(size: bytes.count, limit: maxSize) }
+        self = try withThreadArena { arena in
+            var allocator = arena.protobufCAllocator
+            // protobuf-c reads nothing from a zero-length input, but wants a non-null pointer.
+            var empty: UInt8 = 0
+            let unpacked = withUnsafeMutablePointer(to: &empty) { emptyPointer in
+                protobuf_c_message_unpack(
+                    Self.protoDescriptor.pointer, &allocator, bytes.count,
+                    bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? UnsafePointer(emptyPointer))
+            }
+            guard let unpacked else { throw ProtoError.malformed(message: Self.protoDescriptor.fullName) }
+            // Everything unpack allocated lives in the arena, which withThreadArena resets: no
+            // free_unpacked is needed, and none is ever called on a struct we built ourselves.
+            return try ProtoCStructReader.read(Self.self, from: UnsafeRawPointer(unpacked))
+        }
+    }
+
+    public init(serializedBytes bytes: [UInt8], maxSize: Int = ProtoLimits.defaultMaxMessageSize) throws {
+        self = try bytes.withUnsafeBytes { try Self(serializedBytes: $0, maxSize: maxSize) }
+    }
+}
