@@ -1,1 +1,82 @@
-print("todo")
+// platos-bench-codec: the Swift ↔ protobuf-c bridge against raw protobuf-c from C.
+//
+// Each figure is a full round trip: Swift value → protobuf-c struct → packed bytes → unpacked
+// struct → Swift value, against C struct → pack → unpack → free_unpacked. Run with
+// `make bench-codec` (release build). Prints one `RESULT <name> <value>` line per headline figure.
+import CRawProtobufBench
+import Foundation
+import PlatosProto
+import ProtobufCSwift
+
+let smallContent = "Prefers window seats and vegetarian meals on long-haul flights."  // about 60 bytes
+let largeContent = String(repeating: "The quick brown fox jumps over the lazy dog. ", count: 92).prefix(4096)
+
+func request(_ content: String) -> V1.WriteMemoryRequest {
+    V1.WriteMemoryRequest(
+        content: content, tags: ["preference", "travel", "profile"], metadata: ["source": "chat", "lang": "en"])
+}
+
+/// Round trips per second over `duration`, the best of `runs` runs.
+func rate(runs: Int = 5, duration: Double = 0.6, _ body: (Int) -> UInt64) -> Double {
+    var best = 0.0
+    var sink: UInt64 = 0
+    for _ in 0..<runs {
+        var iterations = 0
+        let start = DispatchTime.now().uptimeNanoseconds
+        var elapsed = 0.0
+        while elapsed < duration {
+            sink &+= body(2000)
+            iterations += 2000
+            elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        }
+        best = max(best, Double(iterations) / elapsed)
+    }
+    if sink == 42 { print("") }  // keeps the work observable
+    return best
+}
+
+func swiftRoundTrips(_ value: V1.WriteMemoryRequest) -> (Int) -> UInt64 {
+    var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+    return { iterations in
+        var checksum: UInt64 = 0
+        for _ in 0..<iterations {
+            var size = 0
+            try! value.serialize { n, pack in
+                size = buffer.withUnsafeMutableBufferPointer { pack($0.baseAddress!) }
+                precondition(size == n)
+            }
+            let back = try! buffer.withUnsafeBytes {
+                try V1.WriteMemoryRequest(serializedBytes: UnsafeRawBufferPointer(rebasing: $0[0..<size]))
+            }
+            checksum &+= UInt64(size + back.content.utf8.count + back.tags.count + back.metadata.count)
+        }
+        return checksum
+    }
+}
+
+func cRoundTrips(_ content: String) -> (Int) -> UInt64 {
+    { iterations in content.withCString { platos_raw_write_request_round_trips($0, iterations) } }
+}
+
+func measure(_ name: String, content: String) -> Double {
+    let value = request(content)
+    let encodedSize = try! value.serializedBytes().count
+    // Interleave so both see the same machine state.
+    var swiftRate = 0.0, cRate = 0.0
+    for _ in 0..<2 {
+        swiftRate = max(swiftRate, rate(swiftRoundTrips(value)))
+        cRate = max(cRate, rate(cRoundTrips(content)))
+    }
+    let ratio = swiftRate / cRate
+    print(
+        String(
+            format: "%-6@ %5d B encoded  swift %10.0f round trips/s (%6.0f ns)  raw C %10.0f/s (%6.0f ns)  ratio %.2f",
+            name, encodedSize, swiftRate, 1e9 / swiftRate, cRate, 1e9 / cRate, ratio))
+    return ratio
+}
+
+print("Swift ↔ protobuf-c round trip vs raw protobuf-c (WriteMemoryRequest, 3 tags, 2 metadata pairs)")
+let small = measure("small", content: smallContent)
+let large = measure("4k", content: String(largeContent))
+print("RESULT codec_small_vs_raw \(String(format: "%.2f", small))")
+print("RESULT codec_4k_vs_raw \(String(format: "%.2f", large))")

@@ -30,6 +30,18 @@ extension ProtoMessage {
         }
     }
 
+    /// Packs this value straight into a caller's buffer: `sink` learns the packed size, makes
+    /// room, and calls `pack` with a pointer to that many writable bytes.
+    public func serialize(
+        _ sink: (_ size: Int, _ pack: (UnsafeMutablePointer<UInt8>) -> Int) throws -> Void
+    ) throws {
+        try withThreadArena { arena in
+            let cMessage = try ProtoCStructWriter.build(self, in: arena)
+            let size = protobuf_c_message_get_packed_size(cMessage)
+            try sink(size) { protobuf_c_message_pack(cMessage, $0) }
+        }
+    }
+
     /// Unpacks `bytes` with protobuf-c. The size is checked against `maxSize` before protobuf-c is
     /// called, so an oversized input costs nothing.
     public init(serializedBytes bytes: UnsafeRawBufferPointer, maxSize: Int = ProtoLimits.defaultMaxMessageSize)
