@@ -75,6 +75,12 @@ func measure(_ name: String, content: String) -> Double {
     return ratio
 }
 
+// `--profile-swift` runs only the Swift side, for `perf record` / callgrind.
+if CommandLine.arguments.contains("--profile-swift") {
+    print(rate(runs: 3, duration: 1, swiftRoundTrips(request(smallContent))))
+    exit(0)
+}
+
 print("Swift ↔ protobuf-c round trip vs raw protobuf-c (WriteMemoryRequest, 3 tags, 2 metadata pairs)")
 let small = measure("small", content: smallContent)
 let large = measure("4k", content: String(largeContent))

@@ -117,13 +117,13 @@ struct SwiftEmitter {
             for f in fields { out += "            self.\(f.swiftName) = \(f.swiftName)\n" }
             out += "        }\n\n"
         }
-        out += "        public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {\n"
+        out += "        @inlinable\n        public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {\n"
         for f in fields {
             let type = f.swiftType.hasSuffix("?") ? "\(f.swiftType).self" : "\(f.swiftType).self"
             out += "            \(f.swiftName) = try decoder.decode(\(type), field: \(f.index))\n"
         }
         out += "        }\n\n"
-        out += "        public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {\n"
+        out += "        @inlinable\n        public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {\n"
         for f in fields {
             out += "            try visitor.visit(\(f.swiftName), field: \(f.index))\n"
         }

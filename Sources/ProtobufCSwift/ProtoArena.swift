@@ -18,33 +18,46 @@ import Musl
 public final class ProtoArena {
     private static let alignment = 16
 
+    /// The bump state lives behind a pointer rather than in stored properties: class properties
+    /// pay a dynamic exclusivity check on every `+=`, which on this path cost more than the
+    /// allocation itself.
+    private struct BumpState {
+        var current: UnsafeMutableRawPointer
+        var used: Int
+        var capacity: Int
+        /// Set while ``withThreadArena(_:)`` lends the arena out.
+        var lent: Bool
+        /// The arena itself, for the slow path of protobuf-c's allocator callback.
+        var owner: Unmanaged<ProtoArena>?
+    }
+
     private let chunkSize: Int
-    private var first: UnsafeMutableRawPointer
-    private var current: UnsafeMutableRawPointer
-    private var used = 0
-    private var capacity: Int
+    private let first: UnsafeMutableRawPointer
+    private let state: UnsafeMutablePointer<BumpState>
     /// Chunks beyond the first, freed on reset.
     private var extra: [UnsafeMutableRawPointer] = []
 
     public init(chunkSize: Int = 64 * 1024) {
         self.chunkSize = chunkSize
         first = UnsafeMutableRawPointer.allocate(byteCount: chunkSize, alignment: Self.alignment)
-        current = first
-        capacity = chunkSize
+        state = .allocate(capacity: 1)
+        state.initialize(to: BumpState(current: first, used: 0, capacity: chunkSize, lent: false, owner: nil))
+        state.pointee.owner = Unmanaged.passUnretained(self)
     }
 
     deinit {
         releaseExtraChunks()
         first.deallocate()
+        state.deallocate()
     }
 
     /// `size` bytes, 16-byte aligned, valid until the next ``reset()``.
     @inline(__always)
     public func allocate(_ size: Int) -> UnsafeMutableRawPointer {
         let rounded = (size + Self.alignment - 1) & ~(Self.alignment - 1)
-        if used + rounded <= capacity {
-            let p = current + used
-            used += rounded
+        if state.pointee.used + rounded <= state.pointee.capacity {
+            let p = state.pointee.current + state.pointee.used
+            state.pointee.used += rounded
             return p
         }
         return allocateSlow(rounded)
@@ -54,18 +67,18 @@ public final class ProtoArena {
         let size = max(rounded, chunkSize)
         let chunk = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: Self.alignment)
         extra.append(chunk)
-        current = chunk
-        capacity = size
-        used = rounded
+        state.pointee.current = chunk
+        state.pointee.used = rounded
+        state.pointee.capacity = size
         return chunk
     }
 
     /// Frees everything allocated since the last reset. Keeps the first chunk for reuse.
     public func reset() {
-        releaseExtraChunks()
-        current = first
-        capacity = chunkSize
-        used = 0
+        if !extra.isEmpty { releaseExtraChunks() }
+        state.pointee.current = first
+        state.pointee.capacity = chunkSize
+        state.pointee.used = 0
     }
 
     private func releaseExtraChunks() {
@@ -73,24 +86,39 @@ public final class ProtoArena {
         extra.removeAll(keepingCapacity: true)
     }
 
+    @usableFromInline var lent: Bool {
+        get { state.pointee.lent }
+        set { state.pointee.lent = newValue }
+    }
+
     /// A copy of `string` as a NUL-terminated C string in the arena.
-    @inline(__always)
+    @inlinable
     func copyCString(_ string: String) throws -> UnsafeMutablePointer<CChar> {
-        var string = string
-        return try string.withUTF8 { utf8 in
+        // Native strings are contiguous UTF-8: read them in place, without the copy (and the
+        // retain/release pair) that `withUTF8` on a mutable copy would cost.
+        if let copied = try string.utf8.withContiguousStorageIfAvailable({ try copyCString(utf8: $0) }) {
+            return copied
+        }
+        var contiguous = string
+        return try contiguous.withUTF8 { try copyCString(utf8: $0) }
+    }
+
+    @usableFromInline
+    func copyCString(utf8: UnsafeBufferPointer<UInt8>) throws -> UnsafeMutablePointer<CChar> {
+        let p = allocate(utf8.count + 1)
+        if let source = utf8.baseAddress, utf8.count > 0 {
             // protobuf-c strings are C strings: a NUL inside would silently cut the value short.
-            if utf8.count > 0, memchr(utf8.baseAddress!, 0, utf8.count) != nil {
+            // memccpy copies and looks for it in one pass; it returns non-nil only if it met one.
+            if memccpy(p, source, 0, utf8.count) != nil {
                 throw ProtoError.invalidValue("a string contains a NUL character, which protobuf-c cannot carry")
             }
-            let p = allocate(utf8.count + 1)
-            if utf8.count > 0 { p.copyMemory(from: utf8.baseAddress!, byteCount: utf8.count) }
-            p.storeBytes(of: 0, toByteOffset: utf8.count, as: UInt8.self)
-            return p.assumingMemoryBound(to: CChar.self)
         }
+        p.storeBytes(of: 0, toByteOffset: utf8.count, as: UInt8.self)
+        return p.assumingMemoryBound(to: CChar.self)
     }
 
     /// A copy of `bytes` in the arena.
-    @inline(__always)
+    @inlinable
     func copyBytes(_ bytes: [UInt8]) -> ProtobufCBinaryData {
         if bytes.isEmpty { return ProtobufCBinaryData(len: 0, data: nil) }
         let p = allocate(bytes.count)
@@ -99,56 +127,63 @@ public final class ProtoArena {
     }
 
     /// A protobuf-c allocator that allocates from this arena and never frees: ``reset()`` does.
-    /// Valid while the arena is alive.
-    var protobufCAllocator: ProtobufCAllocator {
+    /// Valid while the arena is alive. The callback bumps the state directly, touching the class
+    /// (and its reference count) only when a chunk runs out.
+    @usableFromInline var protobufCAllocator: ProtobufCAllocator {
         ProtobufCAllocator(
             alloc: { data, size in
-                Unmanaged<ProtoArena>.fromOpaque(data!).takeUnretainedValue().allocate(size)
+                let state = data!.assumingMemoryBound(to: BumpState.self)
+                let rounded = (size + ProtoArena.alignment - 1) & ~(ProtoArena.alignment - 1)
+                if state.pointee.used + rounded <= state.pointee.capacity {
+                    let p = state.pointee.current + state.pointee.used
+                    state.pointee.used += rounded
+                    return p
+                }
+                return state.pointee.owner!.takeUnretainedValue().allocateSlow(rounded)
             },
             free: { _, _ in },
-            allocator_data: Unmanaged.passUnretained(self).toOpaque()
+            allocator_data: UnsafeMutableRawPointer(state)
         )
     }
 }
 
 /// Runs `body` with this thread's arena, reset afterwards. Re-entrant: a nested call gets a
 /// fresh arena of its own.
+@inlinable
 public func withThreadArena<R, E: Error>(_ body: (ProtoArena) throws(E) -> R) throws(E) -> R {
-    let slot = ThreadArenaSlot.current()
-    if slot.inUse {
+    let arena = ThreadArena.current()
+    if arena.lent {
         let nested = ProtoArena(chunkSize: 4096)
         return try body(nested)
     }
-    slot.inUse = true
+    arena.lent = true
     defer {
-        slot.arena.reset()
-        slot.inUse = false
+        arena.reset()
+        arena.lent = false
     }
-    return try body(slot.arena)
+    return try body(arena)
 }
 
 /// One arena per thread, created on first use and freed with the thread.
-private final class ThreadArenaSlot {
-    let arena = ProtoArena()
-    var inUse = false
-
+@usableFromInline
+enum ThreadArena {
     private static let key: pthread_key_t = {
         var key = pthread_key_t()
         let rc = pthread_key_create(&key) { pointer in
             guard let pointer else { return }
-            Unmanaged<ThreadArenaSlot>.fromOpaque(pointer).release()
+            Unmanaged<ProtoArena>.fromOpaque(pointer).release()
         }
         precondition(rc == 0, "pthread_key_create failed: \(rc)")
         return key
     }()
 
-    @inline(__always)
-    static func current() -> ThreadArenaSlot {
+    @usableFromInline
+    static func current() -> ProtoArena {
         if let existing = pthread_getspecific(key) {
-            return Unmanaged<ThreadArenaSlot>.fromOpaque(existing).takeUnretainedValue()
+            return Unmanaged<ProtoArena>.fromOpaque(existing).takeUnretainedValue()
         }
-        let slot = ThreadArenaSlot()
-        pthread_setspecific(key, Unmanaged.passRetained(slot).toOpaque())
-        return slot
+        let arena = ProtoArena()
+        pthread_setspecific(key, Unmanaged.passRetained(arena).toOpaque())
+        return arena
     }
 }

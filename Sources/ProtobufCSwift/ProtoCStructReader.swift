@@ -8,31 +8,38 @@ import Musl
 
 /// Reads a Swift message out of a protobuf-c struct (as `protobuf_c_message_unpack` produced it),
 /// using the descriptor's offsets.
+@usableFromInline
 struct ProtoCStructReader: ProtoFieldDecoder {
-    let base: UnsafeRawPointer
-    let descriptor: ProtoMessageDescriptor
+    @usableFromInline let base: UnsafeRawPointer
+    @usableFromInline let descriptor: ProtoMessageDescriptor
 
-    @inline(__always)
+    @inlinable
+    init(base: UnsafeRawPointer, descriptor: ProtoMessageDescriptor) {
+        self.base = base
+        self.descriptor = descriptor
+    }
+
+    @inlinable
     static func read<M: ProtoMessage>(_ type: M.Type, from message: UnsafeRawPointer) throws -> M {
         var reader = ProtoCStructReader(base: message, descriptor: M.protoDescriptor)
         return try M(fields: &reader)
     }
 
-    @inline(__always)
-    private func slot(_ field: Int) -> UnsafeRawPointer {
+    @inlinable
+    func slot(_ field: Int) -> UnsafeRawPointer {
         base + Int(descriptor.field(field).pointee.offset)
     }
 
     /// The element count and array pointer of a repeated field.
-    @inline(__always)
-    private func repeated(_ field: Int) -> (count: Int, array: UnsafeRawPointer?) {
+    @inlinable
+    func repeated(_ field: Int) -> (count: Int, array: UnsafeRawPointer?) {
         let f = descriptor.field(field)
         let count = (base + Int(f.pointee.quantifier_offset)).loadUnaligned(as: Int.self)
         guard count > 0 else { return (0, nil) }
         return (count, (base + Int(f.pointee.offset)).loadUnaligned(as: UnsafeRawPointer?.self))
     }
 
-    @inline(__always)
+    @inlinable
     static func string(at pointer: UnsafeRawPointer) -> String {
         guard let cString = pointer.loadUnaligned(as: UnsafePointer<UInt8>?.self) else { return "" }
         let length = strlen(UnsafeRawPointer(cString).assumingMemoryBound(to: CChar.self))
@@ -41,40 +48,47 @@ struct ProtoCStructReader: ProtoFieldDecoder {
         return String(decoding: UnsafeBufferPointer(start: cString, count: length), as: UTF8.self)
     }
 
-    @inline(__always)
+    @inlinable
     static func bytes(at pointer: UnsafeRawPointer) -> [UInt8] {
         let binary = pointer.loadUnaligned(as: ProtobufCBinaryData.self)
         guard binary.len > 0, let data = binary.data else { return [] }
         return Array(UnsafeBufferPointer(start: data, count: binary.len))
     }
 
+    @inlinable
     func decode<T: ProtoScalar>(_ type: T.Type, field: Int) throws -> T {
         T.load(from: slot(field))
     }
 
+    @inlinable
     func decode(_ type: String.Type, field: Int) throws -> String {
         Self.string(at: slot(field))
     }
 
+    @inlinable
     func decode(_ type: [UInt8].Type, field: Int) throws -> [UInt8] {
         Self.bytes(at: slot(field))
     }
 
+    @inlinable
     func decode<E: ProtoEnum>(_ type: E.Type, field: Int) throws -> E {
         E(protoValue: Int32(slot(field).loadUnaligned(as: CInt.self)))
     }
 
+    @inlinable
     func decode<M: ProtoMessage>(_ type: M?.Type, field: Int) throws -> M? {
         guard let sub = slot(field).loadUnaligned(as: UnsafeRawPointer?.self) else { return nil }
         return try Self.read(M.self, from: sub)
     }
 
+    @inlinable
     func decode<T: ProtoScalar>(_ type: [T].Type, field: Int) throws -> [T] {
         let (count, array) = repeated(field)
         guard let array else { return [] }
         return (0..<count).map { T.load(from: array + $0 * T.cSize) }
     }
 
+    @inlinable
     func decode(_ type: [String].Type, field: Int) throws -> [String] {
         let (count, array) = repeated(field)
         guard let array else { return [] }
@@ -82,6 +96,7 @@ struct ProtoCStructReader: ProtoFieldDecoder {
         return (0..<count).map { Self.string(at: array + $0 * size) }
     }
 
+    @inlinable
     func decode(_ type: [[UInt8]].Type, field: Int) throws -> [[UInt8]] {
         let (count, array) = repeated(field)
         guard let array else { return [] }
@@ -89,6 +104,7 @@ struct ProtoCStructReader: ProtoFieldDecoder {
         return (0..<count).map { Self.bytes(at: array + $0 * size) }
     }
 
+    @inlinable
     func decode<E: ProtoEnum>(_ type: [E].Type, field: Int) throws -> [E] {
         let (count, array) = repeated(field)
         guard let array else { return [] }
@@ -96,6 +112,7 @@ struct ProtoCStructReader: ProtoFieldDecoder {
         return (0..<count).map { E(protoValue: Int32((array + $0 * size).loadUnaligned(as: CInt.self))) }
     }
 
+    @inlinable
     func decode<M: ProtoMessage>(_ type: [M].Type, field: Int) throws -> [M] {
         let (count, array) = repeated(field)
         guard let array else { return [] }
@@ -109,6 +126,7 @@ struct ProtoCStructReader: ProtoFieldDecoder {
         return out
     }
 
+    @inlinable
     func decode(_ type: [String: String].Type, field: Int) throws -> [String: String] {
         let (count, array) = repeated(field)
         guard let array else { return [:] }

@@ -2,20 +2,28 @@ import CProtobufC
 
 /// Writes a Swift message into a protobuf-c struct allocated in an arena, using the descriptor's
 /// offsets. Nothing is allocated outside the arena.
+@usableFromInline
 struct ProtoCStructWriter: ProtoFieldVisitor {
-    let base: UnsafeMutableRawPointer
-    let descriptor: ProtoMessageDescriptor
-    let arena: ProtoArena
+    @usableFromInline let base: UnsafeMutableRawPointer
+    @usableFromInline let descriptor: ProtoMessageDescriptor
+    @usableFromInline let arena: ProtoArena
+
+    @inlinable
+    init(base: UnsafeMutableRawPointer, descriptor: ProtoMessageDescriptor, arena: ProtoArena) {
+        self.base = base
+        self.descriptor = descriptor
+        self.arena = arena
+    }
 
     /// Builds the protobuf-c struct for `message`; valid until the arena is reset.
-    @inline(__always)
+    @inlinable
     static func build<M: ProtoMessage>(_ message: M, in arena: ProtoArena) throws -> UnsafeMutablePointer<
         ProtobufCMessage
     > {
         try build(message, descriptor: M.protoDescriptor, in: arena)
     }
 
-    @inline(__always)
+    @inlinable
     static func build<M: ProtoMessage>(
         _ message: M,
         descriptor: ProtoMessageDescriptor,
@@ -31,15 +39,15 @@ struct ProtoCStructWriter: ProtoFieldVisitor {
         return cMessage
     }
 
-    @inline(__always)
-    private func slot(_ field: Int) -> (UnsafeMutableRawPointer, UnsafePointer<ProtobufCFieldDescriptor>) {
+    @inlinable
+    func slot(_ field: Int) -> (UnsafeMutableRawPointer, UnsafePointer<ProtobufCFieldDescriptor>) {
         let f = descriptor.field(field)
         return (base + Int(f.pointee.offset), f)
     }
 
     /// Stores the count and the element array of a repeated field.
-    @inline(__always)
-    private func storeRepeated(_ field: Int, count: Int, elementSize: Int) -> UnsafeMutableRawPointer? {
+    @inlinable
+    func storeRepeated(_ field: Int, count: Int, elementSize: Int) -> UnsafeMutableRawPointer? {
         let f = descriptor.field(field)
         (base + Int(f.pointee.quantifier_offset)).storeBytes(of: count, as: Int.self)
         guard count > 0 else { return nil }
@@ -48,36 +56,43 @@ struct ProtoCStructWriter: ProtoFieldVisitor {
         return array
     }
 
+    @inlinable
     mutating func visit<T: ProtoScalar>(_ value: T, field: Int) throws {
         value.store(to: slot(field).0)
     }
 
+    @inlinable
     mutating func visit(_ value: String, field: Int) throws {
         // The default is already the empty-string sentinel protoc-c's init put there.
         guard !value.isEmpty else { return }
         slot(field).0.storeBytes(of: try arena.copyCString(value), as: UnsafeMutablePointer<CChar>.self)
     }
 
+    @inlinable
     mutating func visit(_ value: [UInt8], field: Int) throws {
         slot(field).0.storeBytes(of: arena.copyBytes(value), as: ProtobufCBinaryData.self)
     }
 
+    @inlinable
     mutating func visit<E: ProtoEnum>(_ value: E, field: Int) throws {
         // protobuf-c stores enums as C enums, which are `int`.
         slot(field).0.storeBytes(of: CInt(value.protoValue), as: CInt.self)
     }
 
+    @inlinable
     mutating func visit<M: ProtoMessage>(_ value: M?, field: Int) throws {
         guard let value else { return }
         let sub = try Self.build(value, in: arena)
         slot(field).0.storeBytes(of: sub, as: UnsafeMutablePointer<ProtobufCMessage>.self)
     }
 
+    @inlinable
     mutating func visit<T: ProtoScalar>(_ value: [T], field: Int) throws {
         guard let array = storeRepeated(field, count: value.count, elementSize: T.cSize) else { return }
         for (i, element) in value.enumerated() { element.store(to: array + i * T.cSize) }
     }
 
+    @inlinable
     mutating func visit(_ value: [String], field: Int) throws {
         let size = MemoryLayout<UnsafeMutablePointer<CChar>>.stride
         guard let array = storeRepeated(field, count: value.count, elementSize: size) else { return }
@@ -86,6 +101,7 @@ struct ProtoCStructWriter: ProtoFieldVisitor {
         }
     }
 
+    @inlinable
     mutating func visit(_ value: [[UInt8]], field: Int) throws {
         let size = MemoryLayout<ProtobufCBinaryData>.stride
         guard let array = storeRepeated(field, count: value.count, elementSize: size) else { return }
@@ -94,12 +110,14 @@ struct ProtoCStructWriter: ProtoFieldVisitor {
         }
     }
 
+    @inlinable
     mutating func visit<E: ProtoEnum>(_ value: [E], field: Int) throws {
         let size = MemoryLayout<CInt>.stride
         guard let array = storeRepeated(field, count: value.count, elementSize: size) else { return }
         for (i, element) in value.enumerated() { (array + i * size).storeBytes(of: CInt(element.protoValue), as: CInt.self) }
     }
 
+    @inlinable
     mutating func visit<M: ProtoMessage>(_ value: [M], field: Int) throws {
         let size = MemoryLayout<UnsafeMutablePointer<ProtobufCMessage>>.stride
         guard let array = storeRepeated(field, count: value.count, elementSize: size) else { return }
@@ -109,12 +127,15 @@ struct ProtoCStructWriter: ProtoFieldVisitor {
         }
     }
 
+    @inlinable
     mutating func visit(_ value: [String: String], field: Int) throws {
         // protoc-c represents a map as a repeated `XxxEntry { key = 1; value = 2; }` message.
         let size = MemoryLayout<UnsafeMutablePointer<ProtobufCMessage>>.stride
         guard let array = storeRepeated(field, count: value.count, elementSize: size) else { return }
         let entry = ProtoMapEntryLayout(mapField: descriptor.field(field))
-        for (i, (key, item)) in value.enumerated() {
+        var i = 0
+        for (key, item) in value {
+            defer { i += 1 }
             let raw = arena.allocate(entry.structSize)
             let cEntry = raw.bindMemory(to: ProtobufCMessage.self, capacity: 1)
             entry.descriptor.pointee.message_init(cEntry)
@@ -127,13 +148,14 @@ struct ProtoCStructWriter: ProtoFieldVisitor {
 }
 
 /// Where the key and value of a `map<string, string>` entry struct live.
+@usableFromInline
 struct ProtoMapEntryLayout {
-    let descriptor: UnsafePointer<ProtobufCMessageDescriptor>
-    let keyOffset: Int
-    let valueOffset: Int
-    var structSize: Int { descriptor.pointee.sizeof_message }
+    @usableFromInline let descriptor: UnsafePointer<ProtobufCMessageDescriptor>
+    @usableFromInline let keyOffset: Int
+    @usableFromInline let valueOffset: Int
+    @inlinable var structSize: Int { descriptor.pointee.sizeof_message }
 
-    @inline(__always)
+    @inlinable
     init(mapField: UnsafePointer<ProtobufCFieldDescriptor>) {
         descriptor = mapField.pointee.descriptor.assumingMemoryBound(to: ProtobufCMessageDescriptor.self)
         // Entry fields are sorted by number: key = 1, value = 2.

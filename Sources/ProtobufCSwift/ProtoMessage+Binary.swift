@@ -8,6 +8,7 @@ public enum ProtoLimits {
 
 extension ProtoMessage {
     /// The protobuf encoding of this value, packed by protobuf-c.
+    @inlinable
     public func serializedBytes() throws -> [UInt8] {
         try withThreadArena { arena in
             let cMessage = try ProtoCStructWriter.build(self, in: arena)
@@ -20,6 +21,7 @@ extension ProtoMessage {
 
     /// Packs this value with protobuf-c and hands the bytes to `body` (valid only inside it).
     /// This is the zero-copy path for writers that own their output buffer.
+    @inlinable
     public func withSerializedBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         try withThreadArena { arena in
             let cMessage = try ProtoCStructWriter.build(self, in: arena)
@@ -32,6 +34,7 @@ extension ProtoMessage {
 
     /// Packs this value straight into a caller's buffer: `sink` learns the packed size, makes
     /// room, and calls `pack` with a pointer to that many writable bytes.
+    @inlinable
     public func serialize(
         _ sink: (_ size: Int, _ pack: (UnsafeMutablePointer<UInt8>) -> Int) throws -> Void
     ) throws {
@@ -44,6 +47,7 @@ extension ProtoMessage {
 
     /// Unpacks `bytes` with protobuf-c. The size is checked against `maxSize` before protobuf-c is
     /// called, so an oversized input costs nothing.
+    @inlinable
     public init(serializedBytes bytes: UnsafeRawBufferPointer, maxSize: Int = ProtoLimits.defaultMaxMessageSize)
         throws
     {

@@ -23,12 +23,14 @@ extension V1 {
             self.env = env
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             org = try decoder.decode(String.self, field: 0)
             project = try decoder.decode(String.self, field: 1)
             env = try decoder.decode(String.self, field: 2)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(org, field: 0)
             try visitor.visit(project, field: 1)
@@ -134,6 +136,7 @@ extension V1 {
             self.taskId = taskId
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             scope = try decoder.decode(Scope?.self, field: 0)
             agentId = try decoder.decode(String.self, field: 1)
@@ -144,6 +147,7 @@ extension V1 {
             taskId = try decoder.decode(String.self, field: 6)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(scope, field: 0)
             try visitor.visit(agentId, field: 1)
@@ -171,10 +175,12 @@ extension V1 {
             self.value = value
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             value = try decoder.decode(String.self, field: 0)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(value, field: 0)
         }
@@ -196,10 +202,12 @@ extension V1 {
             self.value = value
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             value = try decoder.decode(Int64.self, field: 0)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(value, field: 0)
         }
@@ -224,11 +232,13 @@ extension V1 {
             self.pageToken = pageToken
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             pageSize = try decoder.decode(UInt32.self, field: 0)
             pageToken = try decoder.decode(String.self, field: 1)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(pageSize, field: 0)
             try visitor.visit(pageToken, field: 1)

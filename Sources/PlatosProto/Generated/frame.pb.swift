@@ -144,11 +144,13 @@ extension V1 {
             self.value = value
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             key = try decoder.decode(String.self, field: 0)
             value = try decoder.decode(String.self, field: 1)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(key, field: 0)
             try visitor.visit(value, field: 1)
@@ -177,12 +179,14 @@ extension V1 {
             self.details = details
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             code = try decoder.decode(StatusCode.self, field: 0)
             message = try decoder.decode(String.self, field: 1)
             details = try decoder.decode([MetadataEntry].self, field: 2)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(code, field: 0)
             try visitor.visit(message, field: 1)
@@ -224,6 +228,7 @@ extension V1 {
             self.status = status
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             callId = try decoder.decode(UInt64.self, field: 0)
             kind = try decoder.decode(FrameKind.self, field: 1)
@@ -234,6 +239,7 @@ extension V1 {
             status = try decoder.decode(Status?.self, field: 6)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(callId, field: 0)
             try visitor.visit(kind, field: 1)

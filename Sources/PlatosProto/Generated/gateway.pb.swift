@@ -26,6 +26,7 @@ extension V1 {
             self.messageLimit = messageLimit
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             threadId = try decoder.decode(String.self, field: 0)
             query = try decoder.decode(String.self, field: 1)
@@ -33,6 +34,7 @@ extension V1 {
             messageLimit = try decoder.decode(UInt32.self, field: 3)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(threadId, field: 0)
             try visitor.visit(query, field: 1)
@@ -69,6 +71,7 @@ extension V1 {
             self.thread = thread
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             memories = try decoder.decode([RecalledMemory].self, field: 0)
             memoriesStatus = try decoder.decode(Status?.self, field: 1)
@@ -77,6 +80,7 @@ extension V1 {
             thread = try decoder.decode(Thread?.self, field: 4)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(memories, field: 0)
             try visitor.visit(memoriesStatus, field: 1)

@@ -49,10 +49,12 @@ extension V1 {
             self.service = service
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             service = try decoder.decode(String.self, field: 0)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(service, field: 0)
         }
@@ -80,12 +82,14 @@ extension V1 {
             self.version = version
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             status = try decoder.decode(ServingStatus.self, field: 0)
             server = try decoder.decode(String.self, field: 1)
             version = try decoder.decode(String.self, field: 2)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(status, field: 0)
             try visitor.visit(server, field: 1)

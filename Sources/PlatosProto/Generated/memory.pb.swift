@@ -82,6 +82,7 @@ extension V1 {
             self.expiresAtUnixMs = expiresAtUnixMs
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             id = try decoder.decode(String.self, field: 0)
             ownerKind = try decoder.decode(OwnerKind.self, field: 1)
@@ -98,6 +99,7 @@ extension V1 {
             expiresAtUnixMs = try decoder.decode(Int64.self, field: 12)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(id, field: 0)
             try visitor.visit(ownerKind, field: 1)
@@ -146,6 +148,7 @@ extension V1 {
             self.idempotencyKey = idempotencyKey
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             content = try decoder.decode(String.self, field: 0)
             tags = try decoder.decode([String].self, field: 1)
@@ -155,6 +158,7 @@ extension V1 {
             idempotencyKey = try decoder.decode(String.self, field: 5)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(content, field: 0)
             try visitor.visit(tags, field: 1)
@@ -184,11 +188,13 @@ extension V1 {
             self.replayed = replayed
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             item = try decoder.decode(MemoryItem?.self, field: 0)
             replayed = try decoder.decode(Bool.self, field: 1)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(item, field: 0)
             try visitor.visit(replayed, field: 1)
@@ -226,6 +232,7 @@ extension V1 {
             self.untilUnixMs = untilUnixMs
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             query = try decoder.decode(String.self, field: 0)
             limit = try decoder.decode(UInt32.self, field: 1)
@@ -235,6 +242,7 @@ extension V1 {
             untilUnixMs = try decoder.decode(Int64.self, field: 5)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(query, field: 0)
             try visitor.visit(limit, field: 1)
@@ -264,11 +272,13 @@ extension V1 {
             self.score = score
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             item = try decoder.decode(MemoryItem?.self, field: 0)
             score = try decoder.decode(Double.self, field: 1)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(item, field: 0)
             try visitor.visit(score, field: 1)
@@ -291,10 +301,12 @@ extension V1 {
             self.items = items
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             items = try decoder.decode([RecalledMemory].self, field: 0)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(items, field: 0)
         }
@@ -316,10 +328,12 @@ extension V1 {
             self.memoryId = memoryId
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             memoryId = try decoder.decode(String.self, field: 0)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(memoryId, field: 0)
         }
@@ -347,12 +361,14 @@ extension V1 {
             self.authorAgentId = authorAgentId
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             page = try decoder.decode(PageRequest?.self, field: 0)
             tags = try decoder.decode([String].self, field: 1)
             authorAgentId = try decoder.decode(String.self, field: 2)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(page, field: 0)
             try visitor.visit(tags, field: 1)
@@ -379,11 +395,13 @@ extension V1 {
             self.nextPageToken = nextPageToken
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             items = try decoder.decode([MemoryItem].self, field: 0)
             nextPageToken = try decoder.decode(String.self, field: 1)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(items, field: 0)
             try visitor.visit(nextPageToken, field: 1)
@@ -427,6 +445,7 @@ extension V1 {
             self.expiresAtUnixMs = expiresAtUnixMs
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             memoryId = try decoder.decode(String.self, field: 0)
             expectedVersion = try decoder.decode(UInt64.self, field: 1)
@@ -438,6 +457,7 @@ extension V1 {
             expiresAtUnixMs = try decoder.decode(Int64Value?.self, field: 7)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(memoryId, field: 0)
             try visitor.visit(expectedVersion, field: 1)
@@ -469,11 +489,13 @@ extension V1 {
             self.expectedVersion = expectedVersion
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             memoryId = try decoder.decode(String.self, field: 0)
             expectedVersion = try decoder.decode(UInt64.self, field: 1)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(memoryId, field: 0)
             try visitor.visit(expectedVersion, field: 1)
@@ -496,10 +518,12 @@ extension V1 {
             self.deleted = deleted
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             deleted = try decoder.decode(Bool.self, field: 0)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(deleted, field: 0)
         }
@@ -559,11 +583,13 @@ extension V1 {
             self.page = page
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             memoryId = try decoder.decode(String.self, field: 0)
             page = try decoder.decode(PageRequest?.self, field: 1)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(memoryId, field: 0)
             try visitor.visit(page, field: 1)
@@ -601,6 +627,7 @@ extension V1 {
             self.atUnixMs = atUnixMs
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             action = try decoder.decode(HistoryAction.self, field: 0)
             oldContent = try decoder.decode(String.self, field: 1)
@@ -610,6 +637,7 @@ extension V1 {
             atUnixMs = try decoder.decode(Int64.self, field: 5)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(action, field: 0)
             try visitor.visit(oldContent, field: 1)
@@ -639,11 +667,13 @@ extension V1 {
             self.nextPageToken = nextPageToken
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             entries = try decoder.decode([MemoryHistoryEntry].self, field: 0)
             nextPageToken = try decoder.decode(String.self, field: 1)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(entries, field: 0)
             try visitor.visit(nextPageToken, field: 1)
@@ -666,10 +696,12 @@ extension V1 {
             self.userId = userId
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             userId = try decoder.decode(String.self, field: 0)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(userId, field: 0)
         }
@@ -691,10 +723,12 @@ extension V1 {
             self.deletedCount = deletedCount
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             deletedCount = try decoder.decode(UInt64.self, field: 0)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(deletedCount, field: 0)
         }

@@ -44,6 +44,7 @@ extension V1 {
             self.updatedAtUnixMs = updatedAtUnixMs
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             id = try decoder.decode(String.self, field: 0)
             scope = try decoder.decode(Scope?.self, field: 1)
@@ -57,6 +58,7 @@ extension V1 {
             updatedAtUnixMs = try decoder.decode(Int64.self, field: 9)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(id, field: 0)
             try visitor.visit(scope, field: 1)
@@ -108,6 +110,7 @@ extension V1 {
             self.updatedAtUnixMs = updatedAtUnixMs
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             id = try decoder.decode(String.self, field: 0)
             scope = try decoder.decode(Scope?.self, field: 1)
@@ -119,6 +122,7 @@ extension V1 {
             updatedAtUnixMs = try decoder.decode(Int64.self, field: 7)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(id, field: 0)
             try visitor.visit(scope, field: 1)
@@ -162,6 +166,7 @@ extension V1 {
             self.idempotencyKey = idempotencyKey
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             slug = try decoder.decode(String.self, field: 0)
             name = try decoder.decode(String.self, field: 1)
@@ -171,6 +176,7 @@ extension V1 {
             idempotencyKey = try decoder.decode(String.self, field: 5)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(slug, field: 0)
             try visitor.visit(name, field: 1)
@@ -197,10 +203,12 @@ extension V1 {
             self.agentId = agentId
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             agentId = try decoder.decode(String.self, field: 0)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(agentId, field: 0)
         }
@@ -225,11 +233,13 @@ extension V1 {
             self.unclusteredOnly = unclusteredOnly
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             page = try decoder.decode(PageRequest?.self, field: 0)
             unclusteredOnly = try decoder.decode(Bool.self, field: 1)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(page, field: 0)
             try visitor.visit(unclusteredOnly, field: 1)
@@ -255,11 +265,13 @@ extension V1 {
             self.nextPageToken = nextPageToken
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             agents = try decoder.decode([Agent].self, field: 0)
             nextPageToken = try decoder.decode(String.self, field: 1)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(agents, field: 0)
             try visitor.visit(nextPageToken, field: 1)
@@ -300,6 +312,7 @@ extension V1 {
             self.replaceMetadata = replaceMetadata
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             agentId = try decoder.decode(String.self, field: 0)
             name = try decoder.decode(StringValue?.self, field: 1)
@@ -310,6 +323,7 @@ extension V1 {
             replaceMetadata = try decoder.decode(Bool.self, field: 6)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(agentId, field: 0)
             try visitor.visit(name, field: 1)
@@ -337,10 +351,12 @@ extension V1 {
             self.agentId = agentId
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             agentId = try decoder.decode(String.self, field: 0)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(agentId, field: 0)
         }
@@ -362,10 +378,12 @@ extension V1 {
             self.deleted = deleted
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             deleted = try decoder.decode(Bool.self, field: 0)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(deleted, field: 0)
         }
@@ -399,6 +417,7 @@ extension V1 {
             self.idempotencyKey = idempotencyKey
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             name = try decoder.decode(String.self, field: 0)
             slug = try decoder.decode(String.self, field: 1)
@@ -407,6 +426,7 @@ extension V1 {
             idempotencyKey = try decoder.decode(String.self, field: 4)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(name, field: 0)
             try visitor.visit(slug, field: 1)
@@ -432,10 +452,12 @@ extension V1 {
             self.clusterId = clusterId
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             clusterId = try decoder.decode(String.self, field: 0)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(clusterId, field: 0)
         }
@@ -457,10 +479,12 @@ extension V1 {
             self.page = page
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             page = try decoder.decode(PageRequest?.self, field: 0)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(page, field: 0)
         }
@@ -485,11 +509,13 @@ extension V1 {
             self.nextPageToken = nextPageToken
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             clusters = try decoder.decode([Cluster].self, field: 0)
             nextPageToken = try decoder.decode(String.self, field: 1)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(clusters, field: 0)
             try visitor.visit(nextPageToken, field: 1)
@@ -524,6 +550,7 @@ extension V1 {
             self.replaceMetadata = replaceMetadata
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             clusterId = try decoder.decode(String.self, field: 0)
             name = try decoder.decode(StringValue?.self, field: 1)
@@ -532,6 +559,7 @@ extension V1 {
             replaceMetadata = try decoder.decode(Bool.self, field: 4)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(clusterId, field: 0)
             try visitor.visit(name, field: 1)
@@ -557,10 +585,12 @@ extension V1 {
             self.clusterId = clusterId
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             clusterId = try decoder.decode(String.self, field: 0)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(clusterId, field: 0)
         }
@@ -585,11 +615,13 @@ extension V1 {
             self.membershipVersion = membershipVersion
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             deleted = try decoder.decode(Bool.self, field: 0)
             membershipVersion = try decoder.decode(UInt64.self, field: 1)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(deleted, field: 0)
             try visitor.visit(membershipVersion, field: 1)
@@ -615,11 +647,13 @@ extension V1 {
             self.agentId = agentId
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             clusterId = try decoder.decode(String.self, field: 0)
             agentId = try decoder.decode(String.self, field: 1)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(clusterId, field: 0)
             try visitor.visit(agentId, field: 1)
@@ -645,11 +679,13 @@ extension V1 {
             self.agentId = agentId
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             clusterId = try decoder.decode(String.self, field: 0)
             agentId = try decoder.decode(String.self, field: 1)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(clusterId, field: 0)
             try visitor.visit(agentId, field: 1)
@@ -675,11 +711,13 @@ extension V1 {
             self.toClusterId = toClusterId
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             agentId = try decoder.decode(String.self, field: 0)
             toClusterId = try decoder.decode(String.self, field: 1)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(agentId, field: 0)
             try visitor.visit(toClusterId, field: 1)
@@ -705,11 +743,13 @@ extension V1 {
             self.membershipVersion = membershipVersion
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             cluster = try decoder.decode(Cluster?.self, field: 0)
             membershipVersion = try decoder.decode(UInt64.self, field: 1)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(cluster, field: 0)
             try visitor.visit(membershipVersion, field: 1)
@@ -756,6 +796,7 @@ extension V1 {
             self.revokedAtUnixMs = revokedAtUnixMs
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             id = try decoder.decode(String.self, field: 0)
             scope = try decoder.decode(Scope?.self, field: 1)
@@ -768,6 +809,7 @@ extension V1 {
             revokedAtUnixMs = try decoder.decode(Int64.self, field: 8)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(id, field: 0)
             try visitor.visit(scope, field: 1)
@@ -809,6 +851,7 @@ extension V1 {
             self.ttlSeconds = ttlSeconds
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             role = try decoder.decode(Role.self, field: 0)
             agentId = try decoder.decode(String.self, field: 1)
@@ -817,6 +860,7 @@ extension V1 {
             ttlSeconds = try decoder.decode(Int64.self, field: 4)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(role, field: 0)
             try visitor.visit(agentId, field: 1)
@@ -845,11 +889,13 @@ extension V1 {
             self.secret = secret
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             token = try decoder.decode(TokenInfo?.self, field: 0)
             secret = try decoder.decode(String.self, field: 1)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(token, field: 0)
             try visitor.visit(secret, field: 1)
@@ -872,10 +918,12 @@ extension V1 {
             self.tokenId = tokenId
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             tokenId = try decoder.decode(String.self, field: 0)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(tokenId, field: 0)
         }
@@ -897,10 +945,12 @@ extension V1 {
             self.token = token
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             token = try decoder.decode(TokenInfo?.self, field: 0)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(token, field: 0)
         }
@@ -928,12 +978,14 @@ extension V1 {
             self.includeRevoked = includeRevoked
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             page = try decoder.decode(PageRequest?.self, field: 0)
             agentId = try decoder.decode(String.self, field: 1)
             includeRevoked = try decoder.decode(Bool.self, field: 2)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(page, field: 0)
             try visitor.visit(agentId, field: 1)
@@ -960,11 +1012,13 @@ extension V1 {
             self.nextPageToken = nextPageToken
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             tokens = try decoder.decode([TokenInfo].self, field: 0)
             nextPageToken = try decoder.decode(String.self, field: 1)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(tokens, field: 0)
             try visitor.visit(nextPageToken, field: 1)
@@ -987,10 +1041,12 @@ extension V1 {
             self.secret = secret
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             secret = try decoder.decode(String.self, field: 0)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(secret, field: 0)
         }
@@ -1018,12 +1074,14 @@ extension V1 {
             self.expiresAtUnixMs = expiresAtUnixMs
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             principal = try decoder.decode(Principal?.self, field: 0)
             tokenId = try decoder.decode(String.self, field: 1)
             expiresAtUnixMs = try decoder.decode(Int64.self, field: 2)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(principal, field: 0)
             try visitor.visit(tokenId, field: 1)
@@ -1047,10 +1105,12 @@ extension V1 {
             self.afterVersion = afterVersion
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             afterVersion = try decoder.decode(UInt64.self, field: 0)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(afterVersion, field: 0)
         }
@@ -1090,6 +1150,7 @@ extension V1 {
             self.revokedTokenId = revokedTokenId
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             version = try decoder.decode(UInt64.self, field: 0)
             scope = try decoder.decode(Scope?.self, field: 1)
@@ -1100,6 +1161,7 @@ extension V1 {
             revokedTokenId = try decoder.decode(String.self, field: 6)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(version, field: 0)
             try visitor.visit(scope, field: 1)

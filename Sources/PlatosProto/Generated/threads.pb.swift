@@ -44,6 +44,7 @@ extension V1 {
             self.updatedAtUnixMs = updatedAtUnixMs
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             id = try decoder.decode(String.self, field: 0)
             ownerKind = try decoder.decode(OwnerKind.self, field: 1)
@@ -57,6 +58,7 @@ extension V1 {
             updatedAtUnixMs = try decoder.decode(Int64.self, field: 9)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(id, field: 0)
             try visitor.visit(ownerKind, field: 1)
@@ -93,12 +95,14 @@ extension V1 {
             self.idempotencyKey = idempotencyKey
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             title = try decoder.decode(String.self, field: 0)
             metadata = try decoder.decode([String: String].self, field: 1)
             idempotencyKey = try decoder.decode(String.self, field: 2)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(title, field: 0)
             try visitor.visit(metadata, field: 1)
@@ -122,10 +126,12 @@ extension V1 {
             self.threadId = threadId
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             threadId = try decoder.decode(String.self, field: 0)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(threadId, field: 0)
         }
@@ -150,11 +156,13 @@ extension V1 {
             self.metadataFilter = metadataFilter
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             page = try decoder.decode(PageRequest?.self, field: 0)
             metadataFilter = try decoder.decode([String: String].self, field: 1)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(page, field: 0)
             try visitor.visit(metadataFilter, field: 1)
@@ -180,11 +188,13 @@ extension V1 {
             self.nextPageToken = nextPageToken
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             threads = try decoder.decode([Thread].self, field: 0)
             nextPageToken = try decoder.decode(String.self, field: 1)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(threads, field: 0)
             try visitor.visit(nextPageToken, field: 1)
@@ -216,6 +226,7 @@ extension V1 {
             self.replaceMetadata = replaceMetadata
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             threadId = try decoder.decode(String.self, field: 0)
             title = try decoder.decode(StringValue?.self, field: 1)
@@ -223,6 +234,7 @@ extension V1 {
             replaceMetadata = try decoder.decode(Bool.self, field: 3)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(threadId, field: 0)
             try visitor.visit(title, field: 1)
@@ -247,10 +259,12 @@ extension V1 {
             self.threadId = threadId
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             threadId = try decoder.decode(String.self, field: 0)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(threadId, field: 0)
         }
@@ -272,10 +286,12 @@ extension V1 {
             self.deleted = deleted
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             deleted = try decoder.decode(Bool.self, field: 0)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(deleted, field: 0)
         }
@@ -300,11 +316,13 @@ extension V1 {
             self.afterSeq = afterSeq
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             threadId = try decoder.decode(String.self, field: 0)
             afterSeq = try decoder.decode(UInt64.self, field: 1)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(threadId, field: 0)
             try visitor.visit(afterSeq, field: 1)
@@ -392,6 +410,7 @@ extension V1 {
             self.createdAtUnixMs = createdAtUnixMs
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             id = try decoder.decode(String.self, field: 0)
             threadId = try decoder.decode(String.self, field: 1)
@@ -405,6 +424,7 @@ extension V1 {
             createdAtUnixMs = try decoder.decode(Int64.self, field: 9)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(id, field: 0)
             try visitor.visit(threadId, field: 1)
@@ -447,6 +467,7 @@ extension V1 {
             self.idempotencyKey = idempotencyKey
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             threadId = try decoder.decode(String.self, field: 0)
             role = try decoder.decode(MessageRole.self, field: 1)
@@ -455,6 +476,7 @@ extension V1 {
             idempotencyKey = try decoder.decode(String.self, field: 4)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(threadId, field: 0)
             try visitor.visit(role, field: 1)
@@ -489,6 +511,7 @@ extension V1 {
             self.authorAgentId = authorAgentId
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             threadId = try decoder.decode(String.self, field: 0)
             afterSeq = try decoder.decode(UInt64.self, field: 1)
@@ -496,6 +519,7 @@ extension V1 {
             authorAgentId = try decoder.decode(String.self, field: 3)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(threadId, field: 0)
             try visitor.visit(afterSeq, field: 1)
@@ -523,11 +547,13 @@ extension V1 {
             self.hasMore = hasMore
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             messages = try decoder.decode([Message].self, field: 0)
             hasMore = try decoder.decode(Bool.self, field: 1)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(messages, field: 0)
             try visitor.visit(hasMore, field: 1)
@@ -642,6 +668,7 @@ extension V1 {
             self.updatedAtUnixMs = updatedAtUnixMs
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             id = try decoder.decode(String.self, field: 0)
             clusterId = try decoder.decode(String.self, field: 1)
@@ -662,6 +689,7 @@ extension V1 {
             updatedAtUnixMs = try decoder.decode(Int64.self, field: 16)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(id, field: 0)
             try visitor.visit(clusterId, field: 1)
@@ -714,6 +742,7 @@ extension V1 {
             self.targetAgentId = targetAgentId
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             targetAgent = try decoder.decode(String.self, field: 0)
             prompt = try decoder.decode(String.self, field: 1)
@@ -723,6 +752,7 @@ extension V1 {
             targetAgentId = try decoder.decode(String.self, field: 5)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(targetAgent, field: 0)
             try visitor.visit(prompt, field: 1)
@@ -752,11 +782,13 @@ extension V1 {
             self.leaseMs = leaseMs
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             waitMs = try decoder.decode(UInt32.self, field: 0)
             leaseMs = try decoder.decode(UInt32.self, field: 1)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(waitMs, field: 0)
             try visitor.visit(leaseMs, field: 1)
@@ -779,10 +811,12 @@ extension V1 {
             self.task = task
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             task = try decoder.decode(Task?.self, field: 0)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(task, field: 0)
         }
@@ -810,12 +844,14 @@ extension V1 {
             self.leaseMs = leaseMs
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             taskId = try decoder.decode(String.self, field: 0)
             leaseId = try decoder.decode(String.self, field: 1)
             leaseMs = try decoder.decode(UInt32.self, field: 2)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(taskId, field: 0)
             try visitor.visit(leaseId, field: 1)
@@ -845,12 +881,14 @@ extension V1 {
             self.result = result
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             taskId = try decoder.decode(String.self, field: 0)
             leaseId = try decoder.decode(String.self, field: 1)
             result = try decoder.decode(String.self, field: 2)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(taskId, field: 0)
             try visitor.visit(leaseId, field: 1)
@@ -880,12 +918,14 @@ extension V1 {
             self.error = error
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             taskId = try decoder.decode(String.self, field: 0)
             leaseId = try decoder.decode(String.self, field: 1)
             error = try decoder.decode(String.self, field: 2)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(taskId, field: 0)
             try visitor.visit(leaseId, field: 1)
@@ -909,10 +949,12 @@ extension V1 {
             self.taskId = taskId
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             taskId = try decoder.decode(String.self, field: 0)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(taskId, field: 0)
         }
@@ -934,10 +976,12 @@ extension V1 {
             self.taskId = taskId
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             taskId = try decoder.decode(String.self, field: 0)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(taskId, field: 0)
         }
@@ -965,12 +1009,14 @@ extension V1 {
             self.state = state
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             page = try decoder.decode(PageRequest?.self, field: 0)
             threadId = try decoder.decode(String.self, field: 1)
             state = try decoder.decode(TaskState.self, field: 2)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(page, field: 0)
             try visitor.visit(threadId, field: 1)
@@ -997,11 +1043,13 @@ extension V1 {
             self.nextPageToken = nextPageToken
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             tasks = try decoder.decode([Task].self, field: 0)
             nextPageToken = try decoder.decode(String.self, field: 1)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(tasks, field: 0)
             try visitor.visit(nextPageToken, field: 1)
@@ -1027,11 +1075,13 @@ extension V1 {
             self.taskId = taskId
         }
 
+        @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             threadId = try decoder.decode(String.self, field: 0)
             taskId = try decoder.decode(String.self, field: 1)
         }
 
+        @inlinable
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(threadId, field: 0)
             try visitor.visit(taskId, field: 1)

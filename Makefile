@@ -1,0 +1,60 @@
+# Platos — the two commands are `make dev` and `make test` (see README.md).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+APT_PACKAGES := libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libsqlite3-dev docker-compose
+SWIFT ?= swift
+# CI and `make test` build tests in debug; benchmarks always build release.
+SWIFT_TEST_FLAGS ?=
+
+.PHONY: help deps build dev test proto proto-check compose-check leaks bench-codec
+
+help:
+	@echo "make dev          install system packages, build, start the stack"
+	@echo "make test         install system packages, run every test"
+	@echo "make proto        regenerate protoc-c C code and Swift types from proto/"
+	@echo "make bench-codec  Swift ↔ protobuf-c codec benchmark (release)"
+
+# Installs the Debian packages the build and the tests need, only when one is missing.
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+		dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+dev: deps
+	$(SWIFT) build -c release
+	@echo "Built. The services (registry, memory, threads, gateway) are not implemented yet:"
+	@echo "once they are, 'make dev' starts all four on embedded SQLite under ./data and prints"
+	@echo "the gateway address and an admin token."
+
+test: deps
+	$(SWIFT) build --build-tests $(SWIFT_TEST_FLAGS)
+	$(SWIFT) test --skip-build $(SWIFT_TEST_FLAGS)
+
+proto: deps
+	scripts/generate-proto.sh
+
+# Fails when the committed generated code differs from what proto/ produces.
+proto-check: proto
+	@git diff --exit-code --stat -- Sources/CPlatosProto Sources/PlatosProto/Generated \
+		|| { echo "generated code is stale: run 'make proto' and commit the result"; exit 1; }
+	@test -z "$$(git status --porcelain -- Sources/CPlatosProto Sources/PlatosProto/Generated)" \
+		|| { echo "make proto created files that are not committed"; exit 1; }
+
+# The codec tests under AddressSanitizer, whose LeakSanitizer fails the run on any leak.
+leaks: deps
+	$(SWIFT) build --build-tests --sanitize=address --scratch-path .build-asan
+	ASAN_OPTIONS=detect_leaks=1 $(SWIFT) test --skip-build --sanitize=address --scratch-path .build-asan \
+		--filter 'ProtobufCSwiftTests|PlatosWireTests'
+
+bench-codec: deps
+	$(SWIFT) build -c release --product platos-bench-codec
+	.build/release/platos-bench-codec
