@@ -52,7 +52,7 @@ proto-check: proto
 # The codec tests under AddressSanitizer, whose LeakSanitizer fails the run on any leak.
 leaks: deps
 	$(SWIFT) build --build-tests --sanitize=address --scratch-path .build-asan
-	ASAN_OPTIONS=detect_leaks=1 $(SWIFT) test --skip-build --sanitize=address --scratch-path .build-asan \
+	ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/lsan.supp $(SWIFT) test --skip-build --sanitize=address --scratch-path .build-asan \
 		--filter 'ProtobufCSwiftTests|PlatosWireTests'
 
 bench-codec: deps

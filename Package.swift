@@ -22,9 +22,14 @@ let package = Package(
     products: [
         .executable(name: "platos-protogen", targets: ["ProtoGen"]),
         .executable(name: "platos-bench-codec", targets: ["CodecBenchmark"]),
+        .executable(name: "platos-bench-rpc", targets: ["RPCBenchmark"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // MARK: protobuf-c and the generic Swift bridge
@@ -53,12 +58,39 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: RPC runtime
+        .target(
+            name: "PlatosRPC",
+            dependencies: [
+                "PlatosWire", "PlatosProto", "ProtobufCSwift",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: benchmarks
         .target(name: "CRawProtobufBench", dependencies: ["CPlatosProto"], path: "Benchmarks/CRawProtobufBench"),
         .executableTarget(
             name: "CodecBenchmark",
             dependencies: ["PlatosProto", "PlatosWire", "CRawProtobufBench"],
             path: "Benchmarks/CodecBenchmark",
+            swiftSettings: swiftSettings
+        ),
+
+        .executableTarget(
+            name: "RPCBenchmark",
+            dependencies: [
+                "PlatosRPC", "PlatosProto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            path: "Benchmarks/RPCBenchmark",
             swiftSettings: swiftSettings
         ),
 

@@ -1,0 +1,36 @@
+/// How a client connects, keeps connections alive and retries.
+public struct RPCClientConfiguration: Sendable {
+    /// Connections the pool keeps to its endpoint; calls are spread across them.
+    public var connections = 1
+    public var connectTimeout: Duration = .seconds(2)
+    public var maxFrameLength = 4 * 1024 * 1024
+    /// A PING is sent after this long without traffic; no PONG within `keepaliveTimeout` closes
+    /// the connection (and fails its calls with `UNAVAILABLE`).
+    public var keepaliveInterval: Duration = .seconds(30)
+    public var keepaliveTimeout: Duration = .seconds(10)
+    /// Reconnect backoff: exponential from `initialBackoff` to `maxBackoff`, ±`jitter` (a fraction).
+    public var initialBackoff: Duration = .milliseconds(50)
+    public var maxBackoff: Duration = .seconds(2)
+    public var backoffMultiplier = 1.6
+    public var jitter = 0.2
+    /// Retries of an idempotent call that failed with `UNAVAILABLE`.
+    public var maxRetries = 2
+
+    public init() {}
+
+    /// The wait before reconnect attempt `attempt` (0-based), with jitter.
+    func backoff(attempt: Int) -> Duration {
+        let base = Double(initialBackoff.nanoseconds) * pow(backoffMultiplier, Double(attempt))
+        let capped = min(base, Double(maxBackoff.nanoseconds))
+        let jittered = capped * (1 + Double.random(in: -jitter...jitter))
+        return .nanoseconds(Int64(max(0, jittered)))
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#else
+import Foundation
+#endif

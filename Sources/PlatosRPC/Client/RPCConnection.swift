@@ -1,0 +1,314 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import PlatosProto
+import PlatosWire
+
+/// One TCP connection to a server, carrying many concurrent calls told apart by `call_id`.
+///
+/// Callers encode their request frames on their own threads and queue them in a ``FrameOutbox``;
+/// the event loop matches responses to waiting calls. Any way the connection ends fails every
+/// call still waiting with `UNAVAILABLE`, at once.
+public final class RPCConnection: Sendable {
+    private enum Pending {
+        case unary(CheckedContinuation<[UInt8], any Error>, Scheduled<Void>?)
+        case stream(AsyncThrowingStream<[UInt8], any Error>.Continuation, Scheduled<Void>?)
+    }
+
+    private struct State {
+        var nextCallId: UInt64 = 1
+        var pending: [UInt64: Pending] = [:]
+        var closedReason: RPCError?
+        var goingAway = false
+    }
+
+    let channel: any Channel
+    private let outbox: FrameOutbox
+    private let state = NIOLockedValueBox(State())
+    private let maxFrameLength: Int
+    let endpoint: String
+
+    private init(channel: any Channel, maxFrameLength: Int, endpoint: String) {
+        self.channel = channel
+        self.maxFrameLength = maxFrameLength
+        self.endpoint = endpoint
+        self.outbox = FrameOutbox(eventLoop: channel.eventLoop) { items in
+            for item in items { channel.write(item.bytes, promise: nil) }
+            channel.flush()
+        }
+    }
+
+    /// Connects to `host:port`.
+    public static func connect(
+        host: String, port: Int, configuration: RPCClientConfiguration = .init(),
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> RPCConnection {
+        let endpoint = "\(host):\(port)"
+        let channel: any Channel
+        do {
+            channel = try await ClientBootstrap(group: group)
+                .connectTimeout(.nanoseconds(configuration.connectTimeout.nanoseconds))
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .connect(host: host, port: port)
+                .get()
+        } catch {
+            throw RPCError(.unavailable, "cannot connect to \(endpoint): \(error)")
+        }
+        let connection = RPCConnection(channel: channel, maxFrameLength: configuration.maxFrameLength, endpoint: endpoint)
+        try await channel.eventLoop.submit {
+            let sync = channel.pipeline.syncOperations
+            try sync.addHandler(
+                IdleStateHandler(allTimeout: .nanoseconds(configuration.keepaliveInterval.nanoseconds)))
+            try sync.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameLength: configuration.maxFrameLength)))
+            try sync.addHandler(
+                ClientConnectionHandler(connection: connection, keepaliveTimeout: configuration.keepaliveTimeout))
+        }.get()
+        return connection
+    }
+
+    /// False once the connection closed or the server sent GOAWAY: new calls belong elsewhere.
+    public var isUsable: Bool { state.withLockedValue { $0.closedReason == nil && !$0.goingAway } }
+
+    public var inFlight: Int { state.withLockedValue { $0.pending.count } }
+
+    public func close() async {
+        try? await channel.close()
+    }
+
+    // MARK: Calls
+
+    private func register(_ pending: Pending) -> Result<UInt64, RPCError> {
+        state.withLockedValue { state in
+            if let reason = state.closedReason { return .failure(reason) }
+            if state.goingAway {
+                return .failure(RPCError(.unavailable, "\(endpoint) is going away; retry on a new connection"))
+            }
+            let id = state.nextCallId
+            state.nextCallId += 1
+            state.pending[id] = pending
+            return .success(id)
+        }
+    }
+
+    private func attachTimer(_ id: UInt64, deadline: ContinuousClock.Instant?) {
+        guard let deadline else { return }
+        let timer = channel.eventLoop.scheduleTask(in: .nanoseconds((deadline - .now).nanoseconds)) { [self] in
+            fail(id, RPCError(.deadlineExceeded, "deadline exceeded waiting for \(endpoint)"), cancelOnServer: true)
+        }
+        let stillPending = state.withLockedValue { state -> Bool in
+            switch state.pending[id] {
+            case .unary(let c, nil): state.pending[id] = .unary(c, timer); return true
+            case .stream(let c, nil): state.pending[id] = .stream(c, timer); return true
+            default: return false
+            }
+        }
+        if !stillPending { timer.cancel() }
+    }
+
+    private func requestFrame(
+        _ id: UInt64, _ method: String, _ payload: [UInt8], _ metadata: Metadata, _ deadline: ContinuousClock.Instant?
+    ) throws -> ByteBuffer {
+        var timeoutMs: UInt32 = 0
+        if let deadline {
+            let ms = (deadline - .now).milliseconds
+            guard ms > 0 else { throw RPCError(.deadlineExceeded, "deadline passed before the call was sent") }
+            timeoutMs = UInt32(clamping: ms)
+        }
+        let frame = V1.Frame(
+            callId: id, kind: .request, method: method, metadata: metadata.entries, timeoutMs: timeoutMs, payload: payload)
+        do {
+            return try FrameBytes.encode(frame, maxFrameLength: maxFrameLength)
+        } catch {
+            throw RPCError(.resourceExhausted, "\(method): request of \(payload.count) bytes exceeds the frame limit")
+        }
+    }
+
+    public func unary(
+        method: String, payload: [UInt8], metadata: Metadata, deadline: ContinuousClock.Instant?
+    ) async throws -> [UInt8] {
+        let idBox = NIOLockedValueBox<UInt64?>(nil)
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[UInt8], any Error>) in
+                let id: UInt64
+                switch register(.unary(continuation, nil)) {
+                case .failure(let error): continuation.resume(throwing: error); return
+                case .success(let registered): id = registered
+                }
+                idBox.withLockedValue { $0 = id }
+                let bytes: ByteBuffer
+                do {
+                    bytes = try requestFrame(id, method, payload, metadata, deadline)
+                } catch {
+                    fail(id, RPCRouter.status(for: error), cancelOnServer: false)
+                    return
+                }
+                attachTimer(id, deadline: deadline)
+                outbox.enqueue(.init(callId: id, bytes: bytes, ends: false))
+                if Task.isCancelled { fail(id, RPCError(.cancelled, "the call was cancelled"), cancelOnServer: true) }
+            }
+        } onCancel: {
+            if let id = idBox.withLockedValue({ $0 }) {
+                fail(id, RPCError(.cancelled, "the call was cancelled"), cancelOnServer: true)
+            }
+        }
+    }
+
+    public func serverStreaming(
+        method: String, payload: [UInt8], metadata: Metadata, deadline: ContinuousClock.Instant?
+    ) -> AsyncThrowingStream<[UInt8], any Error> {
+        let (stream, continuation) = AsyncThrowingStream<[UInt8], any Error>.makeStream()
+        let id: UInt64
+        switch register(.stream(continuation, nil)) {
+        case .failure(let error):
+            continuation.finish(throwing: error)
+            return stream
+        case .success(let registered): id = registered
+        }
+        continuation.onTermination = { [self] termination in
+            if case .cancelled = termination {
+                fail(id, RPCError(.cancelled, "the stream was cancelled"), cancelOnServer: true)
+            }
+        }
+        do {
+            let bytes = try requestFrame(id, method, payload, metadata, deadline)
+            attachTimer(id, deadline: deadline)
+            outbox.enqueue(.init(callId: id, bytes: bytes, ends: false))
+        } catch {
+            fail(id, RPCRouter.status(for: error), cancelOnServer: false)
+        }
+        return stream
+    }
+
+    /// Ends call `id` with `error`, if it is still waiting.
+    private func fail(_ id: UInt64, _ error: RPCError, cancelOnServer: Bool) {
+        guard let pending = state.withLockedValue({ $0.pending.removeValue(forKey: id) }) else { return }
+        switch pending {
+        case .unary(let c, let timer):
+            timer?.cancel()
+            c.resume(throwing: error)
+        case .stream(let c, let timer):
+            timer?.cancel()
+            c.finish(throwing: error)
+        }
+        if cancelOnServer {
+            outbox.enqueue(.init(callId: id, bytes: FrameBytes.status(.cancel, callId: id, RPCError(.cancelled, "")), ends: false))
+        }
+    }
+
+    // MARK: From the event loop
+
+    func received(_ frame: V1.Frame) {
+        switch frame.kind {
+        case .response:
+            guard let pending = state.withLockedValue({ $0.pending.removeValue(forKey: frame.callId) }),
+                case .unary(let c, let timer) = pending
+            else { return }
+            timer?.cancel()
+            let status = frame.status ?? V1.Status()
+            if status.code == .ok { c.resume(returning: frame.payload) } else { c.resume(throwing: RPCError(status: status)) }
+        case .streamMessage:
+            guard case .stream(let c, _)? = state.withLockedValue({ $0.pending[frame.callId] }) else { return }
+            c.yield(frame.payload)
+        case .streamEnd:
+            guard let pending = state.withLockedValue({ $0.pending.removeValue(forKey: frame.callId) }),
+                case .stream(let c, let timer) = pending
+            else { return }
+            timer?.cancel()
+            let status = frame.status ?? V1.Status()
+            if status.code == .ok { c.finish() } else { c.finish(throwing: RPCError(status: status)) }
+        case .goaway:
+            let status = frame.status ?? V1.Status()
+            state.withLockedValue {
+                $0.goingAway = true
+                if status.code != .unavailable {
+                    $0.closedReason = RPCError(.unavailable, "\(endpoint) closed the connection: \(status.message)")
+                }
+            }
+        case .ping:
+            outbox.enqueue(.init(callId: 0, bytes: FrameBytes.status(.pong, callId: frame.callId, RPCError(.ok, "")), ends: false))
+        default:
+            break
+        }
+    }
+
+    func closed(_ why: String) {
+        outbox.close()
+        let pending = state.withLockedValue { state -> [UInt64: Pending] in
+            if state.closedReason == nil {
+                state.closedReason = RPCError(.unavailable, "connection to \(endpoint) closed\(why.isEmpty ? "" : ": \(why)")")
+            }
+            defer { state.pending.removeAll() }
+            return state.pending
+        }
+        let error = state.withLockedValue { $0.closedReason! }
+        for (_, p) in pending {
+            switch p {
+            case .unary(let c, let timer):
+                timer?.cancel()
+                c.resume(throwing: error)
+            case .stream(let c, let timer):
+                timer?.cancel()
+                c.finish(throwing: error)
+            }
+        }
+    }
+
+    func sendPing() {
+        outbox.enqueue(.init(callId: 0, bytes: FrameBytes.status(.ping, callId: 0, RPCError(.ok, "")), ends: false))
+    }
+
+    func setWritable(_ writable: Bool) { outbox.setWritable(writable) }
+}
+
+/// Feeds frames from the event loop to the ``RPCConnection`` and keeps the connection alive.
+final class ClientConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = V1.Frame
+
+    private let connection: RPCConnection
+    private let keepaliveTimeout: Duration
+    private var pongTimer: Scheduled<Void>?
+
+    init(connection: RPCConnection, keepaliveTimeout: Duration) {
+        self.connection = connection
+        self.keepaliveTimeout = keepaliveTimeout
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        if frame.kind == .pong {
+            pongTimer?.cancel()
+            pongTimer = nil
+        }
+        connection.received(frame)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        pongTimer?.cancel()
+        connection.closed("")
+        context.fireChannelInactive()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        connection.setWritable(context.channel.isWritable)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        connection.closed("\(error)")
+        context.close(promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is IdleStateHandler.IdleStateEvent else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        guard pongTimer == nil else { return }
+        connection.sendPing()
+        let channel = context.channel
+        let connection = self.connection
+        pongTimer = context.eventLoop.scheduleTask(in: .nanoseconds(keepaliveTimeout.nanoseconds)) {
+            connection.closed("no PONG within the keepalive timeout")
+            channel.close(promise: nil)
+        }
+    }
+}

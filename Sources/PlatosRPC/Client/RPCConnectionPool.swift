@@ -1,0 +1,157 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import PlatosProto
+
+/// A few connections to one endpoint, reconnected with exponential backoff and jitter.
+///
+/// While an endpoint is down, calls fail fast with `UNAVAILABLE` (no hang until the deadline):
+/// one connect attempt at a time per slot, and none inside the backoff window. Idempotent
+/// methods are retried on `UNAVAILABLE`, a bounded number of times, within their deadline.
+public final class RPCConnectionPool: RPCTransport {
+    private enum Slot {
+        case empty(attempt: Int, retryAt: ContinuousClock.Instant)
+        case connecting(EventLoopFuture<RPCConnection>)
+        case ready(RPCConnection)
+    }
+
+    public let host: String
+    public let port: Int
+    public let configuration: RPCClientConfiguration
+    private let group: any EventLoopGroup
+    private let slots: NIOLockedValueBox<[Slot]>
+    private let nextSlot = NIOLockedValueBox(0)
+
+    public init(
+        host: String, port: Int, configuration: RPCClientConfiguration = .init(),
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) {
+        self.host = host
+        self.port = port
+        self.configuration = configuration
+        self.group = group
+        slots = NIOLockedValueBox(
+            Array(repeating: .empty(attempt: 0, retryAt: .now), count: max(1, configuration.connections)))
+    }
+
+    /// A usable connection, connecting or reconnecting as needed.
+    public func connection() async throws -> RPCConnection {
+        let index = nextSlot.withLockedValue { i -> Int in
+            defer { i &+= 1 }
+            return i % configuration.connections.clamped(min: 1)
+        }
+        enum Next {
+            case use(RPCConnection)
+            case wait(EventLoopFuture<RPCConnection>)
+            case fail(RPCError)
+        }
+        let next = slots.withLockedValue { slots -> Next in
+            var attempt = 0
+            switch slots[index] {
+            case .ready(let connection) where connection.isUsable:
+                return .use(connection)
+            case .connecting(let future):
+                return .wait(future)
+            case .empty(let tried, let retryAt):
+                if tried > 0, ContinuousClock.now < retryAt {
+                    let ms = (retryAt - .now).milliseconds
+                    return .fail(RPCError(.unavailable, "\(host):\(port) is unreachable; next connect attempt in \(ms) ms"))
+                }
+                attempt = tried
+            case .ready:
+                attempt = 0
+            }
+            let future = startConnect(index: index, attempt: attempt)
+            slots[index] = .connecting(future)
+            return .wait(future)
+        }
+        switch next {
+        case .use(let connection): return connection
+        case .fail(let error): throw error
+        case .wait(let future):
+            do {
+                return try await future.get()
+            } catch let error as RPCError {
+                throw error
+            } catch {
+                throw RPCError(.unavailable, "cannot connect to \(host):\(port): \(error)")
+            }
+        }
+    }
+
+    private func startConnect(index: Int, attempt: Int) -> EventLoopFuture<RPCConnection> {
+        let promise = group.next().makePromise(of: RPCConnection.self)
+        let (host, port, configuration, group) = (self.host, self.port, self.configuration, self.group)
+        promise.completeWithTask {
+            try await RPCConnection.connect(host: host, port: port, configuration: configuration, group: group)
+        }
+        promise.futureResult.whenComplete { [slots] result in
+            slots.withLockedValue { slots in
+                switch result {
+                case .success(let connection): slots[index] = .ready(connection)
+                case .failure:
+                    slots[index] = .empty(attempt: attempt + 1, retryAt: .now + configuration.backoff(attempt: attempt))
+                }
+            }
+        }
+        return promise.futureResult
+    }
+
+    public func unary(
+        method: RPCMethodDescriptor, payload: [UInt8], metadata: Metadata, deadline: ContinuousClock.Instant?
+    ) async throws -> [UInt8] {
+        var attempt = 0
+        while true {
+            do {
+                let connection = try await connection()
+                return try await connection.unary(method: method.name, payload: payload, metadata: metadata, deadline: deadline)
+            } catch let error as RPCError where error.code == .unavailable && method.idempotent && attempt < configuration.maxRetries {
+                let pause = configuration.backoff(attempt: attempt)
+                if let deadline, ContinuousClock.now + pause >= deadline { throw error }
+                attempt += 1
+                try await Task.sleep(for: pause)
+            }
+        }
+    }
+
+    public func serverStreaming(
+        method: RPCMethodDescriptor, payload: [UInt8], metadata: Metadata, deadline: ContinuousClock.Instant?
+    ) -> AsyncThrowingStream<[UInt8], any Error> {
+        let pool = self
+        let box = LazyIteratorBox {
+            try await pool.connection().serverStreaming(
+                method: method.name, payload: payload, metadata: metadata, deadline: deadline)
+        }
+        return AsyncThrowingStream(unfolding: { try await box.next() })
+    }
+
+    /// Closes every connection; calls still waiting fail with `UNAVAILABLE`.
+    public func close() async {
+        let connections = slots.withLockedValue { slots -> [RPCConnection] in
+            defer { slots = slots.map { _ in .empty(attempt: 0, retryAt: .now) } }
+            return slots.compactMap { if case .ready(let c) = $0 { return c } else { return nil } }
+        }
+        for connection in connections { await connection.close() }
+    }
+}
+
+extension Int {
+    fileprivate func clamped(min lower: Int) -> Int { Swift.max(self, lower) }
+}
+
+/// Opens the stream on first use (connecting needs `await`), then hands out its elements. Advanced
+/// only by the single consumer of the stream it feeds, one `next()` at a time, which is why the
+/// unchecked Sendable is safe.
+final class LazyIteratorBox: @unchecked Sendable {
+    private let open: @Sendable () async throws -> AsyncThrowingStream<[UInt8], any Error>
+    private var iterator: AsyncThrowingStream<[UInt8], any Error>.AsyncIterator?
+
+    init(open: @escaping @Sendable () async throws -> AsyncThrowingStream<[UInt8], any Error>) {
+        self.open = open
+    }
+
+    func next() async throws -> [UInt8]? {
+        if iterator == nil { iterator = try await open().makeAsyncIterator() }
+        return try await iterator!.next()
+    }
+}

@@ -1,0 +1,64 @@
+import PlatosProto
+
+/// The one error type of every RPC: a gRPC status code and a message for the person who reads it.
+///
+/// Handlers throw it to answer with a non-OK status; clients receive it for any failed call.
+/// Any other error a handler throws is answered as `INTERNAL` without its text, so internal
+/// details never leak to a caller.
+public struct RPCError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// A gRPC status code, 0–16. Wraps the generated `V1.StatusCode` so the set stays closed.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        public let wire: V1.StatusCode
+        public init(_ wire: V1.StatusCode) { self.wire = wire }
+
+        public static let ok = Code(.ok)
+        public static let cancelled = Code(.cancelled)
+        public static let unknown = Code(.unknown)
+        public static let invalidArgument = Code(.invalidArgument)
+        public static let deadlineExceeded = Code(.deadlineExceeded)
+        public static let notFound = Code(.notFound)
+        public static let alreadyExists = Code(.alreadyExists)
+        public static let permissionDenied = Code(.permissionDenied)
+        public static let resourceExhausted = Code(.resourceExhausted)
+        public static let failedPrecondition = Code(.failedPrecondition)
+        public static let aborted = Code(.aborted)
+        public static let outOfRange = Code(.outOfRange)
+        public static let unimplemented = Code(.unimplemented)
+        public static let `internal` = Code(.internal)
+        public static let unavailable = Code(.unavailable)
+        public static let dataLoss = Code(.dataLoss)
+        public static let unauthenticated = Code(.unauthenticated)
+
+        /// `NOT_FOUND`, as gRPC spells it.
+        public var description: String {
+            V1.StatusCode.protoDescriptor.name(of: wire.protoValue)
+                .map { String($0.dropFirst("STATUS_CODE_".count)) } ?? "CODE_\(wire.protoValue)"
+        }
+    }
+
+    public var code: Code
+    public var message: String
+    /// Machine-readable extras, for example `retry-after-ms`.
+    public var details: [String: String]
+
+    public init(_ code: Code, _ message: String, details: [String: String] = [:]) {
+        self.code = code
+        self.message = message
+        self.details = details
+    }
+
+    public var description: String { "\(code): \(message)" }
+
+    /// The status to put on the wire.
+    public var status: V1.Status {
+        V1.Status(
+            code: code.wire, message: message,
+            details: details.sorted { $0.key < $1.key }.map { V1.MetadataEntry(key: $0.key, value: $0.value) })
+    }
+
+    public init(status: V1.Status) {
+        self.init(
+            Code(status.code), status.message,
+            details: Dictionary(status.details.map { ($0.key, $0.value) }, uniquingKeysWith: { _, last in last }))
+    }
+}

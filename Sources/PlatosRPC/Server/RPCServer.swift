@@ -1,0 +1,143 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import PlatosProto
+import ServiceLifecycle
+
+/// Whether the server is still taking calls; shared by every connection.
+final class ServerLifecycleState: Sendable {
+    private let draining = NIOLockedValueBox(false)
+    var isDraining: Bool { draining.withLockedValue { $0 } }
+    func startDraining() { draining.withLockedValue { $0 = true } }
+}
+
+/// A Platos RPC server: binds, serves a ``RPCRouter``'s methods on every connection, and shuts
+/// down gracefully (GOAWAY, calls in flight finish, new ones get `UNAVAILABLE`).
+///
+/// As a swift-service-lifecycle `Service`, `run()` serves until the service group's graceful
+/// shutdown (SIGTERM/SIGINT), then drains.
+public final class RPCServer: Service, Sendable {
+    public let configuration: RPCServerConfiguration
+    private let router: RPCRouter
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let lifecycle = ServerLifecycleState()
+    private let metrics: RPCServerMetrics
+    private let state = NIOLockedValueBox(State())
+
+    private struct State {
+        var channel: (any Channel)?
+        var connections: [ObjectIdentifier: (channel: any Channel, handler: NIOLoopBound<ServerConnectionHandler>)] = [:]
+        var shutDown = false
+    }
+
+    /// `router` should not register `health.check`; the server answers it from its own state.
+    public init(
+        configuration: RPCServerConfiguration,
+        router: RPCRouter,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger = Logger(label: "platos.rpc")
+    ) {
+        self.configuration = configuration
+        self.group = group
+        self.logger = logger
+        self.metrics = RPCServerMetrics(server: configuration.serverName)
+        var router = router
+        let lifecycle = self.lifecycle
+        let name = configuration.serverName
+        router.register(V1.HealthService.check) { _, _ in
+            V1.HealthCheckResponse(
+                status: lifecycle.isDraining ? .notServing : .serving, server: name, version: PlatosVersion.current)
+        }
+        self.router = router
+    }
+
+    /// Binds and starts accepting. Returns the bound address (the real port when 0 was asked for).
+    @discardableResult
+    public func start() async throws -> SocketAddress {
+        if let existing = state.withLockedValue({ $0.channel }) { return existing.localAddress! }
+        let configuration = self.configuration
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture { try self.initialize(channel) }
+            }
+            .bind(host: configuration.host, port: configuration.port)
+            .get()
+        state.withLockedValue { $0.channel = channel }
+        logger.info("listening", metadata: ["address": "\(channel.localAddress!)", "server": "\(configuration.serverName)"])
+        return channel.localAddress!
+    }
+
+    /// The bound port, once started.
+    public var port: Int? { state.withLockedValue { $0.channel?.localAddress?.port } }
+
+    private func initialize(_ channel: any Channel) throws {
+        let overLimit = state.withLockedValue { $0.connections.count >= configuration.maxConnections || $0.shutDown }
+        if overLimit {
+            let why = lifecycle.isDraining
+                ? RPCError(.unavailable, "server is shutting down")
+                : RPCError(.resourceExhausted, "server has \(configuration.maxConnections) connections, its limit")
+            metrics.goAway(why.code)
+            channel.writeAndFlush(FrameBytes.status(.goaway, callId: 0, why)).whenComplete { _ in
+                channel.close(promise: nil)
+            }
+            return
+        }
+        let handler = ServerConnectionHandler(
+            router: router, configuration: configuration, lifecycle: lifecycle, metrics: metrics, logger: logger)
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(IdleStateHandler(readTimeout: .nanoseconds(configuration.idleTimeout.nanoseconds)))
+        try sync.addHandler(
+            ByteToMessageHandler(
+                ServerFrameDecoder(
+                    maxFrameLength: configuration.maxFrameLength,
+                    partialFrameTimeout: configuration.partialFrameTimeout)))
+        try sync.addHandler(handler)
+        let id = ObjectIdentifier(channel)
+        let bound = NIOLoopBound(handler, eventLoop: channel.eventLoop)
+        state.withLockedValue { $0.connections[id] = (channel, bound) }
+        channel.closeFuture.whenComplete { [state] _ in
+            _ = state.withLockedValue { $0.connections.removeValue(forKey: id) }
+        }
+    }
+
+    public func run() async throws {
+        try await start()
+        try? await gracefulShutdown()
+        await shutdownGracefully()
+    }
+
+    /// Stops accepting, sends GOAWAY on every connection, lets calls in flight finish (up to the
+    /// grace period), then closes everything.
+    public func shutdownGracefully() async {
+        lifecycle.startDraining()
+        let (listener, connections) = state.withLockedValue { state in
+            state.shutDown = true
+            return (state.channel, Array(state.connections.values))
+        }
+        try? await listener?.close()
+        for connection in connections {
+            connection.channel.eventLoop.execute { connection.handler.value.beginDrain() }
+        }
+        let deadline = ContinuousClock.now + configuration.shutdownGracePeriod
+        for connection in connections {
+            let closed = connection.channel.closeFuture
+            let timer = connection.channel.eventLoop.scheduleTask(
+                in: .nanoseconds(max(0, (deadline - .now).nanoseconds))
+            ) { connection.channel.close(promise: nil) }
+            try? await closed.get()
+            timer.cancel()
+        }
+        logger.info("stopped", metadata: ["server": "\(configuration.serverName)"])
+    }
+}
+
+/// The version every process reports in `health.check`.
+public enum PlatosVersion {
+    public static let current = "0.1.0"
+}

@@ -1,0 +1,74 @@
+import CoreMetrics
+import NIOConcurrencyHelpers
+
+/// The server's swift-metrics instruments. Dimensioned counters are created once per
+/// (method, code) and cached, so the per-call cost is a dictionary lookup, not a factory call.
+final class RPCServerMetrics: Sendable {
+    private let label: String
+    private let inFlight: Gauge
+    private let connections: Gauge
+    private let counts = NIOLockedValueBox(Counts())
+    private let instruments = NIOLockedValueBox([String: (calls: Counter, latency: Timer)]())
+    private let errorCounters = NIOLockedValueBox([String: Counter]())
+
+    private struct Counts {
+        var inFlight = 0
+        var connections = 0
+    }
+
+    init(server: String) {
+        label = server
+        inFlight = Gauge(label: "rpc_server_calls_in_flight", dimensions: [("server", server)])
+        connections = Gauge(label: "rpc_server_connections", dimensions: [("server", server)])
+    }
+
+    func connectionOpened() {
+        connections.record(counts.withLockedValue { $0.connections += 1; return $0.connections })
+    }
+
+    func connectionClosed() {
+        connections.record(counts.withLockedValue { $0.connections -= 1; return $0.connections })
+    }
+
+    var openConnections: Int { counts.withLockedValue { $0.connections } }
+
+    func callStarted() {
+        inFlight.record(counts.withLockedValue { $0.inFlight += 1; return $0.inFlight })
+    }
+
+    func callFinished(_ method: String, _ code: RPCError.Code, _ elapsed: Duration) {
+        inFlight.record(counts.withLockedValue { $0.inFlight -= 1; return $0.inFlight })
+        let key = "\(method)|\(code)"
+        let pair = instruments.withLockedValue { cache in
+            if let existing = cache[key] { return existing }
+            let made = (
+                Counter(label: "rpc_server_calls_total", dimensions: [("server", label), ("method", method), ("code", "\(code)")]),
+                Timer(label: "rpc_server_call_duration_seconds", dimensions: [("server", label), ("method", method)])
+            )
+            cache[key] = made
+            return made
+        }
+        pair.calls.increment()
+        pair.latency.recordNanoseconds(elapsed.nanoseconds)
+    }
+
+    func callsAbandoned(_ n: Int) {
+        guard n > 0 else { return }
+        inFlight.record(counts.withLockedValue { $0.inFlight -= n; return $0.inFlight })
+    }
+
+    func callRejected(_ method: String, _ code: RPCError.Code) { error("rejected", code) }
+    func callCancelled() { error("cancelled", .cancelled) }
+    func deadlineExceeded() { error("deadline", .deadlineExceeded) }
+    func goAway(_ code: RPCError.Code) { error("goaway", code) }
+
+    private func error(_ kind: String, _ code: RPCError.Code) {
+        let key = "\(kind)|\(code)"
+        errorCounters.withLockedValue { cache in
+            if let c = cache[key] { return c }
+            let c = Counter(label: "rpc_server_events_total", dimensions: [("server", label), ("event", kind), ("code", "\(code)")])
+            cache[key] = c
+            return c
+        }.increment()
+    }
+}

@@ -1,0 +1,290 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import PlatosProto
+import PlatosWire
+
+/// Serves the calls of one connection.
+///
+/// Everything here runs on the connection's event loop except the handlers, which run in their
+/// own tasks off the loop and hand their encoded responses back through a ``FrameOutbox``. The
+/// loop is the single place that decides a call's fate: the first of "response written",
+/// "deadline passed", "client cancelled" and "connection closed" wins, the rest are dropped.
+final class ServerConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = V1.Frame
+    typealias OutboundOut = ByteBuffer
+
+    private struct InFlightCall {
+        var task: Task<Void, Never>?
+        var deadlineTimer: Scheduled<Void>?
+    }
+
+    private let router: RPCRouter
+    private let configuration: RPCServerConfiguration
+    private let lifecycle: ServerLifecycleState
+    private let metrics: RPCServerMetrics
+    private let logger: Logger
+    private var calls: [UInt64: InFlightCall] = [:]
+    private var draining = false
+    private var context: ChannelHandlerContext?
+    private var outbox: FrameOutbox?
+    private var peer = "unknown"
+
+    init(
+        router: RPCRouter, configuration: RPCServerConfiguration, lifecycle: ServerLifecycleState,
+        metrics: RPCServerMetrics, logger: Logger
+    ) {
+        self.router = router
+        self.configuration = configuration
+        self.lifecycle = lifecycle
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        peer = context.channel.remoteAddress?.description ?? "unknown"
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        outbox = FrameOutbox(eventLoop: context.eventLoop) { items in loopBound.value.write(items) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        metrics.connectionOpened()
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        metrics.connectionClosed()
+        outbox?.close()
+        for (_, call) in calls {
+            call.task?.cancel()
+            call.deadlineTimer?.cancel()
+        }
+        metrics.callsAbandoned(calls.count)
+        calls.removeAll()
+        context.fireChannelInactive()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        outbox?.setWritable(context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.kind {
+        case .request:
+            startCall(frame, context: context)
+        case .cancel:
+            if let call = calls.removeValue(forKey: frame.callId) {
+                call.task?.cancel()
+                call.deadlineTimer?.cancel()
+                metrics.callCancelled()
+                closeIfDrained(context: context)
+            }
+        case .ping:
+            context.writeAndFlush(wrapOutboundOut(FrameBytes.status(.pong, callId: frame.callId, RPCError(.ok, ""))), promise: nil)
+        case .pong, .goaway:
+            break
+        default:
+            goAway(context: context, RPCError(.invalidArgument, "a client may not send \(frame.kind) frames"))
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        switch error {
+        case WireError.frameTooLarge:
+            goAway(context: context, RPCError(.resourceExhausted, "\(error)"))
+        case let error as WireError:
+            goAway(context: context, RPCError(.invalidArgument, "\(error)"))
+        default:
+            logger.debug("connection error", metadata: ["peer": "\(peer)", "error": "\(error)"])
+            context.close(promise: nil)
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read, calls.isEmpty {
+            goAway(context: context, RPCError(.unavailable, "connection idle; closing"))
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    // MARK: Calls
+
+    private func startCall(_ frame: V1.Frame, context: ChannelHandlerContext) {
+        let callId = frame.callId
+        if draining || lifecycle.isDraining {
+            reply(context, callId, RPCError(.unavailable, "server is shutting down; retry on another connection"))
+            return
+        }
+        guard calls[callId] == nil else {
+            reply(context, callId, RPCError(.invalidArgument, "call id \(callId) is already in flight on this connection"))
+            return
+        }
+        guard calls.count < configuration.maxConcurrentCallsPerConnection else {
+            metrics.callRejected(frame.method, .resourceExhausted)
+            reply(
+                context, callId,
+                RPCError(
+                    .resourceExhausted,
+                    "more than \(configuration.maxConcurrentCallsPerConnection) calls in flight on one connection"))
+            return
+        }
+        guard let handler = router.handler(for: frame.method) else {
+            metrics.callRejected(frame.method, .unimplemented)
+            reply(context, callId, RPCError(.unimplemented, "unknown method '\(frame.method)'"))
+            return
+        }
+
+        var call = InFlightCall()
+        var deadline: ContinuousClock.Instant?
+        if frame.timeoutMs > 0 {
+            deadline = .now + .milliseconds(Int64(frame.timeoutMs))
+            let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            call.deadlineTimer = context.eventLoop.scheduleTask(in: .milliseconds(Int64(frame.timeoutMs))) {
+                loopBound.value.deadlinePassed(callId)
+            }
+        }
+        let serverContext = ServerContext(
+            method: frame.method, metadata: Metadata(frame.metadata), deadline: deadline, peer: peer, callId: callId)
+        let outbox = self.outbox!
+        let maxFrameLength = configuration.maxFrameLength
+        let metrics = self.metrics
+        let logger = self.logger
+        let payload = frame.payload
+        metrics.callStarted()
+        let job = ServerCallJob(
+            handler: handler, payload: payload, context: serverContext, outbox: outbox,
+            maxFrameLength: maxFrameLength, metrics: metrics, logger: logger)
+        let task = Task { await job.run() }
+        call.task = task
+        calls[callId] = call
+    }
+
+    /// Writes what the outbox collected; runs on the event loop.
+    private func write(_ items: [FrameOutbox.Item]) {
+        guard let context else { return }
+        var wrote = false
+        for item in items {
+            if item.ends {
+                guard let call = calls.removeValue(forKey: item.callId) else { continue }
+                call.deadlineTimer?.cancel()
+            } else if calls[item.callId] == nil {
+                continue
+            }
+            context.write(wrapOutboundOut(item.bytes), promise: nil)
+            wrote = true
+        }
+        if wrote { context.flush() }
+        closeIfDrained(context: context)
+    }
+
+    private func deadlinePassed(_ callId: UInt64) {
+        guard let context, let call = calls.removeValue(forKey: callId) else { return }
+        call.task?.cancel()
+        metrics.deadlineExceeded()
+        context.writeAndFlush(
+            wrapOutboundOut(FrameBytes.status(.response, callId: callId, RPCError(.deadlineExceeded, "deadline exceeded"))),
+            promise: nil)
+        closeIfDrained(context: context)
+    }
+
+    private func reply(_ context: ChannelHandlerContext, _ callId: UInt64, _ error: RPCError) {
+        context.writeAndFlush(wrapOutboundOut(FrameBytes.status(.response, callId: callId, error)), promise: nil)
+    }
+
+    // MARK: Connection
+
+    /// Starts a graceful close: GOAWAY now, new calls refused, close when the last call ends.
+    func beginDrain() {
+        guard let context, !draining else { return }
+        draining = true
+        context.writeAndFlush(
+            wrapOutboundOut(FrameBytes.status(.goaway, callId: 0, RPCError(.unavailable, "server is shutting down"))),
+            promise: nil)
+        closeIfDrained(context: context)
+    }
+
+    private func closeIfDrained(context: ChannelHandlerContext) {
+        if draining, calls.isEmpty { context.close(promise: nil) }
+    }
+
+    private func goAway(context: ChannelHandlerContext, _ error: RPCError) {
+        logger.debug("goaway", metadata: ["peer": "\(peer)", "reason": "\(error)"])
+        metrics.goAway(error.code)
+        let bytes = FrameBytes.status(.goaway, callId: 0, error)
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(bytes)).whenComplete { _ in channel.close(promise: nil) }
+    }
+}
+
+/// One call's work, run in its own task off the event loop: the handler, then its final frame
+/// into the outbox, then metrics and the call's log line.
+struct ServerCallJob: Sendable {
+    let handler: ErasedHandler
+    let payload: [UInt8]
+    let context: ServerContext
+    let outbox: FrameOutbox
+    let maxFrameLength: Int
+    let metrics: RPCServerMetrics
+    let logger: Logger
+
+    func run() async {
+        let started = ContinuousClock.now
+        let code = await ServerContext.$current.withValue(context) {
+            await runHandler()
+        }
+        let elapsed = ContinuousClock.now - started
+        metrics.callFinished(context.method, code, elapsed)
+        if logger.logLevel <= .debug {
+            logger.debug(
+                "call",
+                metadata: [
+                    "call_id": "\(context.callId)", "method": "\(context.method)", "status": "\(code)",
+                    "duration_us": "\(elapsed.nanoseconds / 1000)",
+                ])
+        }
+    }
+
+    /// Runs one handler to completion and queues its final frame. Returns the status code sent.
+    private func runHandler() async -> RPCError.Code {
+        let callId = context.callId
+        switch handler {
+        case .unary(let body):
+            do {
+                let response = try await body(payload, context)
+                let frame = V1.Frame(callId: callId, kind: .response, payload: response, status: V1.Status(code: .ok))
+                do {
+                    outbox.enqueue(.init(callId: callId, bytes: try FrameBytes.encode(frame, maxFrameLength: maxFrameLength), ends: true))
+                    return .ok
+                } catch {
+                    let error = RPCError(.resourceExhausted, "response of \(response.count) bytes exceeds the frame limit")
+                    outbox.enqueue(.init(callId: callId, bytes: FrameBytes.status(.response, callId: callId, error), ends: true))
+                    return error.code
+                }
+            } catch {
+                let status = RPCRouter.status(for: error)
+                outbox.enqueue(.init(callId: callId, bytes: FrameBytes.status(.response, callId: callId, status), ends: true))
+                return status.code
+            }
+        case .serverStreaming(let body):
+            let status: RPCError
+            do {
+                try await body(payload, context) { message in
+                    try Task.checkCancellation()
+                    await outbox.waitForRoom()
+                    try Task.checkCancellation()
+                    let frame = V1.Frame(callId: callId, kind: .streamMessage, payload: message)
+                    outbox.enqueue(.init(callId: callId, bytes: try FrameBytes.encode(frame, maxFrameLength: maxFrameLength), ends: false))
+                }
+                status = RPCError(.ok, "")
+            } catch {
+                status = RPCRouter.status(for: error)
+            }
+            outbox.enqueue(.init(callId: callId, bytes: FrameBytes.status(.streamEnd, callId: callId, status), ends: true))
+            return status.code
+        }
+    }
+}

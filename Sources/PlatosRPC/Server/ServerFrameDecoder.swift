@@ -1,0 +1,54 @@
+import NIOCore
+import PlatosProto
+import PlatosWire
+
+/// The frame decoder plus the partial-frame timeout: once a frame has started arriving, the rest
+/// must follow within `partialFrameTimeout`, or the connection is closed. This is what stops a
+/// slow-loris peer from pinning a connection with a trickle of bytes.
+struct ServerFrameDecoder: ByteToMessageDecoder {
+    typealias InboundOut = V1.Frame
+
+    let maxFrameLength: Int
+    let partialFrameTimeout: Duration
+    private var timer: Scheduled<Void>?
+
+    init(maxFrameLength: Int, partialFrameTimeout: Duration) {
+        self.maxFrameLength = maxFrameLength
+        self.partialFrameTimeout = partialFrameTimeout
+    }
+
+    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        if let frame = try FrameDecoder.decodeFrame(from: &buffer, maxFrameLength: maxFrameLength) {
+            context.fireChannelRead(Self.wrapInboundOut(frame))
+            if buffer.readableBytes == 0 {
+                timer?.cancel()
+                timer = nil
+            }
+            return .continue
+        }
+        if buffer.readableBytes > 0, timer == nil {
+            let channel = context.channel
+            timer = context.eventLoop.scheduleTask(in: .nanoseconds(Int64(partialFrameTimeout.nanoseconds))) {
+                channel.close(promise: nil)
+            }
+        }
+        return .needMoreData
+    }
+
+    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws
+        -> DecodingState
+    {
+        timer?.cancel()
+        timer = nil
+        return try decode(context: context, buffer: &buffer)
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+
+    var milliseconds: Int64 { nanoseconds / 1_000_000 }
+}
