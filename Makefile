@@ -7,7 +7,7 @@ SWIFT ?= swift
 # CI and `make test` build tests in debug; benchmarks always build release.
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: help deps build dev test proto proto-check compose-check leaks bench-codec
+.PHONY: help deps build dev test proto proto-check compose-check leaks bench-codec bench-rpc
 
 help:
 	@echo "make dev          install system packages, build, start the stack"
@@ -58,3 +58,7 @@ leaks: deps
 bench-codec: deps
 	$(SWIFT) build -c release --product platos-bench-codec
 	.build/release/platos-bench-codec
+
+# Platos RPC vs grpc-swift-2 vs a bare SwiftNIO echo, unary 64-byte ping over loopback (release).
+bench-rpc: deps
+	scripts/bench-rpc.sh

@@ -101,6 +101,17 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "PlatosRPCTests",
+            dependencies: [
+                "PlatosRPC", "PlatosProto", "PlatosWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "PlatosWireTests",
             dependencies: [
                 "PlatosWire", "PlatosProto",

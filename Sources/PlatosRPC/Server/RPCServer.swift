@@ -137,6 +137,20 @@ public final class RPCServer: Service, Sendable {
     }
 }
 
+extension RPCServer {
+    /// Closes the listener and every connection at once, with no GOAWAY and no draining: what a
+    /// client sees when the process crashes. For fault tests.
+    public func closeImmediately() async {
+        lifecycle.startDraining()
+        let (listener, connections) = state.withLockedValue { state in
+            state.shutDown = true
+            return (state.channel, state.connections.values.map(\.channel))
+        }
+        try? await listener?.close()
+        for channel in connections { try? await channel.close() }
+    }
+}
+
 /// The version every process reports in `health.check`.
 public enum PlatosVersion {
     public static let current = "0.1.0"

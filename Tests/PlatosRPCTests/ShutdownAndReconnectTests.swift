@@ -1,0 +1,138 @@
+import Foundation
+import Logging
+import PlatosProto
+import PlatosRPC
+import ServiceLifecycle
+import Testing
+
+@Suite(.serialized) struct ShutdownAndReconnectTests {
+    @Test func gracefulShutdownFinishesCallsInFlightAndRefusesNewOnes() async throws {
+        let observations = Observations()
+        let server = RPCServer(configuration: RPCServerConfiguration(serverName: "test"), router: TestRouter.make(observations))
+        let port = try await server.start().port!
+        let group = ServiceGroup(services: [server], logger: Logger(label: "test"))
+        let running = Task { try await group.run() }
+
+        let (client, pool) = client(port)
+        let calls = (0..<100).map { _ in
+            Task { try await client.call(V1.MemoryService.recall, V1.RecallRequest(limit: 500)) }
+        }
+        // A second connection, idle, that will try a new call after the GOAWAY.
+        let late = try RawSocket(port: port)
+        #expect(await observations.wait(for: "recall.started", count: 100))
+        await group.triggerGracefulShutdown()
+
+        // The idle connection is told to go away.
+        let buffer = await late.read(until: { $0.contains { $0.kind == .goaway } }).bytes
+        let goaway = try #require(RawSocket.frames(buffer).first { $0.kind == .goaway })
+        #expect(goaway.status?.code == .unavailable)
+
+        // Every call that was in flight finishes OK.
+        var ok = 0
+        for call in calls {
+            if (try? await call.value) != nil { ok += 1 }
+        }
+        #expect(ok == 100)
+        #expect(observations.count("recall.finished") == 100)
+
+        // A fresh call is refused with UNAVAILABLE (GOAWAY seen, or nothing listening any more).
+        do {
+            _ = try await client.call(V1.MemoryService.get, V1.GetMemoryRequest(memoryId: "late"))
+            Issue.record("a call was served after shutdown")
+        } catch let error as RPCError {
+            #expect(error.code == .unavailable)
+        }
+        // The service group finished cleanly: the process would exit 0.
+        try await running.value
+        await pool.close()
+    }
+
+    @Test func aDrainingConnectionRefusesNewCallsWithUnavailable() async throws {
+        let observations = Observations()
+        let (server, port) = try await startServer(TestRouter.make(observations))
+        let socket = try RawSocket(port: port)
+        socket.send(RawSocket.encode(V1.Frame(
+            callId: 1, kind: .request, method: "memory.recall", payload: try V1.RecallRequest(limit: 400).serializedBytes())))
+        #expect(await observations.wait(for: "recall.started"))
+        let shutdown = Task { await server.shutdownGracefully() }
+        // Wait for the GOAWAY, then send a new call on the same connection.
+        let buffer = await socket.read(until: { $0.contains { $0.kind == .goaway } }).bytes
+        socket.send(RawSocket.encode(V1.Frame(callId: 2, kind: .request, method: "memory.get")))
+        let (rest, closed) = await socket.readToEOF()
+        let frames = RawSocket.frames(buffer + rest)
+        #expect(frames.first { $0.callId == 2 }?.status?.code == .unavailable)
+        #expect(frames.first { $0.callId == 1 }?.status?.code == .ok)
+        #expect(closed)
+        await shutdown.value
+    }
+
+    @Test func aServerKilledMidCallGivesUnavailablePromptlyAndTheClientReconnects() async throws {
+        let observations = Observations()
+        let (server, port) = try await startServer(TestRouter.make(observations))
+        let (client, pool) = client(port) { $0.initialBackoff = .milliseconds(20); $0.maxBackoff = .milliseconds(100) }
+        let call = Task { try await client.call(V1.MemoryService.recall, V1.RecallRequest(limit: 10_000)) }
+        #expect(await observations.wait(for: "recall.started"))
+        let killed = ContinuousClock.now
+        await server.closeImmediately()
+        do {
+            _ = try await call.value
+            Issue.record("the call succeeded on a dead server")
+        } catch let error as RPCError {
+            #expect(error.code == .unavailable)
+        }
+        #expect(ContinuousClock.now - killed < .seconds(1))
+
+        // The server comes back on the same port; the same client finds it again by itself.
+        let revived = RPCServer(
+            configuration: RPCServerConfiguration(port: port, serverName: "test"), router: TestRouter.make(observations))
+        try await revived.start()
+        let deadline = ContinuousClock.now + .seconds(5)
+        var answer: V1.MemoryItem?
+        while answer == nil, ContinuousClock.now < deadline {
+            answer = try? await client.call(V1.MemoryService.get, V1.GetMemoryRequest(memoryId: "back"))
+            if answer == nil { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(answer?.id == "back")
+        await pool.close()
+        await revived.shutdownGracefully()
+    }
+
+    @Test func aDownEndpointFailsFastWithUnavailable() async throws {
+        // Nothing listens on this port: bind one, then close it.
+        let (server, port) = try await startServer(RPCRouter())
+        await server.closeImmediately()
+        let (client, pool) = client(port)
+        for _ in 0..<3 {
+            let started = ContinuousClock.now
+            do {
+                _ = try await client.call(V1.MemoryService.get, V1.GetMemoryRequest(), timeout: .seconds(5))
+                Issue.record("a call to nothing succeeded")
+            } catch let error as RPCError {
+                #expect(error.code == .unavailable)
+                #expect(error.message.contains("127.0.0.1:\(port)"))
+            }
+            #expect(ContinuousClock.now - started < .seconds(2))
+        }
+        await pool.close()
+    }
+}
+
+@Suite struct InProcessTransportTests {
+    @Test func callsHandlersDirectlyWithDeadlinesAndStreams() async throws {
+        let observations = Observations()
+        let client = RPCClient(transport: InProcessTransport(router: TestRouter.make(observations)))
+        #expect(try await client.call(V1.MemoryService.get, V1.GetMemoryRequest(memoryId: "a")).id == "a")
+        await #expect(throws: RPCError.self) {
+            _ = try await client.call(V1.MemoryService.recall, V1.RecallRequest(limit: 2000), timeout: .milliseconds(50))
+        }
+        #expect(await observations.wait(for: "recall.cancelled"))
+        var versions: [UInt64] = []
+        for try await event in client.stream(V1.RegistryService.watch, V1.WatchRegistryRequest(afterVersion: 5)) {
+            versions.append(event.version)
+        }
+        #expect(versions == [1, 2, 3, 4, 5])
+        await #expect(throws: RPCError(.unimplemented, "unknown method 'health.check'")) {
+            _ = try await client.call(V1.HealthService.check, V1.HealthCheckRequest())
+        }
+    }
+}

@@ -1,0 +1,58 @@
+import PlatosProto
+import PlatosRPC
+import Testing
+
+@Suite struct StreamingTests {
+    @Test func tenThousandMessagesArriveInOrder() async throws {
+        let (server, port) = try await startServer(TestRouter.make(Observations()))
+        let (client, pool) = client(port)
+        var expected: UInt64 = 1
+        for try await event in client.stream(V1.RegistryService.watch, V1.WatchRegistryRequest(afterVersion: 10_000)) {
+            #expect(event.version == expected)
+            expected += 1
+        }
+        #expect(expected == 10_001)
+        await pool.close()
+        await server.shutdownGracefully()
+    }
+
+    @Test func cancellingMidStreamStopsTheServerLoop() async throws {
+        let observations = Observations()
+        let (server, port) = try await startServer(TestRouter.make(observations))
+        let (client, pool) = client(port)
+        let consumer = Task {
+            var seen = 0
+            for try await _ in client.stream(V1.TasksService.watch, V1.WatchTasksRequest()) {
+                seen += 1
+                if seen == 20 { break }
+            }
+            return seen
+        }
+        #expect(try await consumer.value == 20)
+        #expect(await observations.wait(for: "tasks.watch.stopped"))
+        let sentBeforeStopping = Int(observations.values("tasks.watch.stopped").first ?? "") ?? .max
+        // It stopped soon after, not after running on for long.
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(observations.count("tasks.watch.stopped") == 1)
+        #expect(sentBeforeStopping < 1000)
+        await pool.close()
+        await server.shutdownGracefully()
+    }
+
+    @Test func aThrowingHandlerEndsTheStreamWithItsStatus() async throws {
+        let (server, port) = try await startServer(TestRouter.make(Observations()))
+        let (client, pool) = client(port)
+        var received = 0
+        do {
+            for try await _ in client.stream(V1.RegistryService.watch, V1.WatchRegistryRequest(afterVersion: 999)) {
+                received += 1
+            }
+            Issue.record("the stream ended OK")
+        } catch let error as RPCError {
+            #expect(error == RPCError(.failedPrecondition, "the watch broke on purpose"))
+        }
+        #expect(received == 10)
+        await pool.close()
+        await server.shutdownGracefully()
+    }
+}

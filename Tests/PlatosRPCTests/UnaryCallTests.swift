@@ -1,0 +1,136 @@
+import NIOConcurrencyHelpers
+import PlatosProto
+import PlatosRPC
+import Testing
+
+@Suite struct UnaryCallTests {
+    @Test func thousandConcurrentCallsOnOneConnectionEachGetTheirOwnAnswer() async throws {
+        let (server, port) = try await startServer(TestRouter.make(Observations()))
+        let (client, pool) = client(port)
+        let answers = try await withThrowingTaskGroup(of: (String, String).self) { group in
+            for i in 0..<1000 {
+                group.addTask {
+                    let id = "call-\(i)-✓"
+                    let item = try await client.call(V1.MemoryService.get, V1.GetMemoryRequest(memoryId: id))
+                    return (id, item.id)
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(answers.count == 1000)
+        #expect(answers.allSatisfy { $0.0 == $0.1 })
+        #expect(Set(answers.map(\.1)).count == 1000)
+        // All of it went over one connection.
+        let connection = try await pool.connection()
+        #expect(connection.inFlight == 0)
+        await pool.close()
+        await server.shutdownGracefully()
+    }
+
+    @Test func unknownMethodIsUnimplemented() async throws {
+        let (server, port) = try await startServer(TestRouter.make(Observations()))
+        let connection = try await RPCConnection.connect(host: "127.0.0.1", port: port)
+        await #expect(throws: RPCError(.unimplemented, "unknown method 'memory.nope'")) {
+            _ = try await connection.unary(method: "memory.nope", payload: [], metadata: [:], deadline: nil)
+        }
+        await connection.close()
+        await server.shutdownGracefully()
+    }
+
+    @Test func undecodablePayloadIsInvalidArgument() async throws {
+        let (server, port) = try await startServer(TestRouter.make(Observations()))
+        let connection = try await RPCConnection.connect(host: "127.0.0.1", port: port)
+        do {
+            _ = try await connection.unary(method: "memory.get", payload: [0xFF, 0xFF, 0xFF], metadata: [:], deadline: nil)
+            Issue.record("garbage was accepted")
+        } catch let error as RPCError {
+            #expect(error.code == .invalidArgument)
+            #expect(error.message.contains("platos.v1.GetMemoryRequest"))
+        }
+        // The connection is still fine.
+        let ok = try await connection.unary(
+            method: "memory.get", payload: try V1.GetMemoryRequest(memoryId: "a").serializedBytes(), metadata: [:],
+            deadline: nil)
+        #expect(try V1.MemoryItem(serializedBytes: ok).id == "a")
+        await connection.close()
+        await server.shutdownGracefully()
+    }
+
+    @Test func healthCheckIsServedByEveryServer() async throws {
+        let (server, port) = try await startServer(RPCRouter())
+        let (client, pool) = client(port)
+        let health = try await client.call(V1.HealthService.check, V1.HealthCheckRequest())
+        #expect(health.status == .serving)
+        #expect(health.server == "test")
+        await pool.close()
+        await server.shutdownGracefully()
+    }
+
+    @Test func handlerErrorsKeepTheirCodeAndOtherErrorsBecomeInternal() async throws {
+        var router = RPCRouter()
+        struct Secret: Error {}
+        router.register(V1.MemoryService.get) { request, _ in
+            if request.memoryId == "nf" { throw RPCError(.notFound, "memory nf not found") }
+            throw Secret()
+        }
+        let (server, port) = try await startServer(router)
+        let (client, pool) = client(port)
+        await #expect(throws: RPCError(.notFound, "memory nf not found")) {
+            _ = try await client.call(V1.MemoryService.get, V1.GetMemoryRequest(memoryId: "nf"))
+        }
+        await #expect(throws: RPCError(.internal, "internal error")) {
+            _ = try await client.call(V1.MemoryService.get, V1.GetMemoryRequest(memoryId: "x"))
+        }
+        await pool.close()
+        await server.shutdownGracefully()
+    }
+}
+
+@Suite struct DeadlineAndCancellationTests {
+    @Test func deadlineShorterThanTheWorkIsDeadlineExceededAndTheHandlerIsCancelled() async throws {
+        let observations = Observations()
+        let (server, port) = try await startServer(TestRouter.make(observations))
+        let (client, pool) = client(port)
+        let started = ContinuousClock.now
+        do {
+            _ = try await client.call(V1.MemoryService.recall, V1.RecallRequest(limit: 2000), timeout: .milliseconds(100))
+            Issue.record("the call outlived its deadline")
+        } catch let error as RPCError {
+            #expect(error.code == .deadlineExceeded)
+        }
+        let elapsed = ContinuousClock.now - started
+        #expect(elapsed < .milliseconds(1000), "answered after \(elapsed)")
+        #expect(await observations.wait(for: "recall.cancelled"))
+        #expect(observations.count("recall.finished") == 0)
+        await pool.close()
+        await server.shutdownGracefully()
+    }
+
+    @Test func aDownstreamCallReceivesTheReducedBudget() async throws {
+        let observations = Observations()
+        let downstream = NIOLockedValueBox<RPCClient?>(nil)
+        let (server, port) = try await startServer(TestRouter.make(observations) { downstream.withLockedValue { $0 } })
+        let (client, pool) = client(port)
+        downstream.withLockedValue { $0 = client }
+        let response = try await client.call(
+            V1.MemoryService.recall, V1.RecallRequest(query: "downstream"), timeout: .milliseconds(800))
+        let seen = try #require(Int(response.items.first?.item?.content ?? ""))
+        #expect(seen > 0 && seen <= 800, "downstream saw \(seen) ms")
+        await pool.close()
+        await server.shutdownGracefully()
+    }
+
+    @Test func clientCancellationStopsTheServerHandler() async throws {
+        let observations = Observations()
+        let (server, port) = try await startServer(TestRouter.make(observations))
+        let (client, pool) = client(port)
+        let call = Task { try await client.call(V1.MemoryService.recall, V1.RecallRequest(limit: 5000)) }
+        #expect(await observations.wait(for: "recall.started"))
+        call.cancel()
+        await #expect(throws: RPCError.self) { _ = try await call.value }
+        #expect(await observations.wait(for: "recall.cancelled"))
+        #expect(observations.count("recall.finished") == 0)
+        await pool.close()
+        await server.shutdownGracefully()
+    }
+}
