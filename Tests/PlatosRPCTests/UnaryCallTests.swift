@@ -134,3 +134,25 @@ import Testing
         await server.shutdownGracefully()
     }
 }
+
+@Suite struct KeepaliveTests {
+    @Test func pingIsAnsweredWithPong() async throws {
+        let (server, port) = try await startServer(RPCRouter())
+        let socket = try RawSocket(port: port)
+        socket.send(RawSocket.encode(V1.Frame(callId: 0, kind: .ping)))
+        let frames = RawSocket.frames(await socket.read(until: { !$0.isEmpty }).bytes)
+        #expect(frames.first?.kind == .pong)
+        await server.shutdownGracefully()
+    }
+
+    @Test func anIdleConnectionIsClosedAfterTheIdleTimeout() async throws {
+        let (server, port) = try await startServer(RPCRouter()) { $0.idleTimeout = .milliseconds(200) }
+        let socket = try RawSocket(port: port)
+        let started = ContinuousClock.now
+        let (bytes, closed) = await socket.readToEOF()
+        #expect(closed)
+        #expect(RawSocket.frames(bytes).first?.kind == .goaway)
+        #expect(ContinuousClock.now - started >= .milliseconds(150))
+        await server.shutdownGracefully()
+    }
+}
