@@ -36,18 +36,19 @@ func rate(runs: Int = 5, duration: Double = 0.6, _ body: (Int) -> UInt64) -> Dou
 }
 
 func swiftRoundTrips(_ value: V1.WriteMemoryRequest) -> (Int) -> UInt64 {
-    var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+    // A plain buffer, like the C side's malloc'ed one (a captured Swift array would add
+    // exclusivity and uniqueness checks that have nothing to do with the codec).
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 16 * 1024, alignment: 16)
+    let bytes = buffer.baseAddress!.assumingMemoryBound(to: UInt8.self)
     return { iterations in
         var checksum: UInt64 = 0
         for _ in 0..<iterations {
             var size = 0
             try! value.serialize { n, pack in
-                size = buffer.withUnsafeMutableBufferPointer { pack($0.baseAddress!) }
+                size = pack(bytes)
                 precondition(size == n)
             }
-            let back = try! buffer.withUnsafeBytes {
-                try V1.WriteMemoryRequest(serializedBytes: UnsafeRawBufferPointer(rebasing: $0[0..<size]))
-            }
+            let back = try! V1.WriteMemoryRequest(serializedBytes: UnsafeRawBufferPointer(start: bytes, count: size))
             checksum &+= UInt64(size + back.content.utf8.count + back.tags.count + back.metadata.count)
         }
         return checksum
