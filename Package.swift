@@ -30,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // MARK: protobuf-c and the generic Swift bridge
@@ -73,6 +74,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: identity: the gateway's signed principal, verified by every backend
+        .target(
+            name: "PlatosAuth",
+            dependencies: [
+                "PlatosRPC", "PlatosProto", "ProtobufCSwift",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: benchmarks
         .target(name: "CRawProtobufBench", dependencies: ["CPlatosProto"], path: "Benchmarks/CRawProtobufBench"),
         .executableTarget(
@@ -109,6 +120,11 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PlatosAuthTests",
+            dependencies: ["PlatosAuth", "PlatosRPC", "PlatosProto"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

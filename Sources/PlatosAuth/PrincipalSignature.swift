@@ -1,0 +1,70 @@
+import Crypto
+import Foundation
+import PlatosProto
+import PlatosRPC
+import ProtobufCSwift
+
+/// The gateway's stamp on a downstream call: the caller's principal, and an HMAC-SHA256 over it
+/// made with the internal secret, so a backend can tell a principal the gateway resolved from
+/// one a caller wrote itself.
+///
+/// The MAC covers the method name and an issue time as well as the principal bytes: a stamp
+/// lifted from one call cannot be replayed on another method, nor after `maxAge`.
+public struct PrincipalSigner: Sendable {
+    // Kept as bytes: `SymmetricKey` is not Sendable, and making one per call costs nothing.
+    private let secret: [UInt8]
+    private var key: SymmetricKey { SymmetricKey(data: secret) }
+    /// How old a stamp may be when it arrives. Generous enough for clock skew between hosts.
+    public var maxAge: Duration = .seconds(300)
+
+    /// `secret` is the internal secret shared by the gateway and the backends (at least 32 bytes).
+    public init(secret: [UInt8]) throws {
+        guard secret.count >= 32 else {
+            throw RPCError(.failedPrecondition, "the internal secret must be at least 32 bytes, got \(secret.count)")
+        }
+        self.secret = secret
+    }
+
+    /// Metadata entries that carry `principal` on a call to `method`.
+    public func stamp(_ principal: V1.Principal, method: String, now: Date = Date()) throws -> [V1.MetadataEntry] {
+        let bytes = try principal.serializedBytes()
+        let issued = String(Int64(now.timeIntervalSince1970 * 1000))
+        let mac = HMAC<SHA256>.authenticationCode(for: Self.message(method, issued, bytes), using: key)
+        return [
+            V1.MetadataEntry(key: MetadataKey.principal, value: Data(bytes).base64EncodedString()),
+            V1.MetadataEntry(key: MetadataKey.principalSignature, value: "v1.\(issued).\(Data(mac).base64EncodedString())"),
+        ]
+    }
+
+    /// The principal stamped on a call, or `UNAUTHENTICATED` when it is missing, altered, made for
+    /// another method, or too old.
+    public func verify(_ metadata: Metadata, method: String, now: Date = Date()) throws -> V1.Principal {
+        guard let encoded = metadata[MetadataKey.principal], let signature = metadata[MetadataKey.principalSignature]
+        else {
+            throw RPCError(.unauthenticated, "no signed principal: call this service through the gateway")
+        }
+        let parts = signature.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0] == "v1", let issuedMs = Int64(parts[1]),
+            let mac = Data(base64Encoded: String(parts[2])), let bytes = Data(base64Encoded: encoded)
+        else {
+            throw RPCError(.unauthenticated, "malformed principal signature")
+        }
+        let ageMs = Int64(now.timeIntervalSince1970 * 1000) - issuedMs
+        let maxAgeMs = maxAge.components.seconds * 1000
+        guard abs(ageMs) <= maxAgeMs else {
+            throw RPCError(.unauthenticated, "principal signature expired")
+        }
+        guard HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: Self.message(method, String(parts[1]), [UInt8](bytes)), using: key) else {
+            throw RPCError(.unauthenticated, "invalid principal signature")
+        }
+        do {
+            return try V1.Principal(serializedBytes: [UInt8](bytes))
+        } catch {
+            throw RPCError(.unauthenticated, "malformed principal")
+        }
+    }
+
+    private static func message(_ method: String, _ issued: String, _ principal: [UInt8]) -> [UInt8] {
+        Array("platos-principal-v1\n\(method)\n\(issued)\n".utf8) + principal
+    }
+}

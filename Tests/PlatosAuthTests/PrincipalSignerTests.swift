@@ -1,0 +1,66 @@
+import Foundation
+import PlatosAuth
+import PlatosProto
+import PlatosRPC
+import Testing
+
+@Suite struct PrincipalSignerTests {
+    let signer = try! PrincipalSigner(secret: Array(repeating: 7, count: 32))
+    let principal = V1.Principal(
+        scope: V1.Scope(org: "acme", project: "wally", env: "prod"), agentId: "agt_chat", clusterId: "cl_wally",
+        userId: "user-✓", role: .agent, membershipVersion: 42)
+
+    @Test func aStampVerifiesForItsMethod() throws {
+        let metadata = Metadata(try signer.stamp(principal, method: "memory.recall"))
+        #expect(try signer.verify(metadata, method: "memory.recall") == principal)
+    }
+
+    @Test func missingStampIsUnauthenticated() {
+        #expect(throws: RPCError(.unauthenticated, "no signed principal: call this service through the gateway")) {
+            try signer.verify(Metadata(), method: "memory.recall")
+        }
+    }
+
+    @Test func aStampIsBoundToItsMethod() throws {
+        let metadata = Metadata(try signer.stamp(principal, method: "memory.recall"))
+        #expect(throws: RPCError(.unauthenticated, "invalid principal signature")) {
+            try signer.verify(metadata, method: "memory.forget_user")
+        }
+    }
+
+    @Test func anAlteredPrincipalIsRejected() throws {
+        var metadata = Metadata(try signer.stamp(principal, method: "threads.get"))
+        var other = principal
+        other.clusterId = "cl_other"
+        metadata[MetadataKey.principal] = Data(try other.serializedBytes()).base64EncodedString()
+        #expect(throws: RPCError(.unauthenticated, "invalid principal signature")) {
+            try signer.verify(metadata, method: "threads.get")
+        }
+    }
+
+    @Test func anotherSecretsStampIsRejected() throws {
+        let forger = try PrincipalSigner(secret: Array(repeating: 8, count: 32))
+        let metadata = Metadata(try forger.stamp(principal, method: "threads.get"))
+        #expect(throws: RPCError(.unauthenticated, "invalid principal signature")) {
+            try signer.verify(metadata, method: "threads.get")
+        }
+    }
+
+    @Test func anOldStampIsRejected() throws {
+        let metadata = Metadata(try signer.stamp(principal, method: "threads.get", now: Date(timeIntervalSinceNow: -3600)))
+        #expect(throws: RPCError(.unauthenticated, "principal signature expired")) {
+            try signer.verify(metadata, method: "threads.get")
+        }
+    }
+
+    @Test func garbageIsRejectedNotCrashed() {
+        for signature in ["", "v1", "v1.x.y", "v2.1.AAAA", "v1.1.!!!"] {
+            let metadata: Metadata = [MetadataKey.principal: "AAAA", MetadataKey.principalSignature: signature]
+            #expect(throws: RPCError.self) { try signer.verify(metadata, method: "threads.get") }
+        }
+    }
+
+    @Test func shortSecretsAreRefused() {
+        #expect(throws: RPCError.self) { try PrincipalSigner(secret: [1, 2, 3]) }
+    }
+}
