@@ -6,7 +6,9 @@ import CProtobufC
 struct ProtoCStructWriter: ProtoFieldVisitor {
     @usableFromInline let base: UnsafeMutableRawPointer
     @usableFromInline let descriptor: ProtoMessageDescriptor
-    @usableFromInline let arena: ProtoArena
+    // The arena outlives every writer (the caller holds it for the whole conversion), so the
+    // writers need not retain it: one retain/release pair per nested message saved.
+    @usableFromInline unowned(unsafe) let arena: ProtoArena
 
     @inlinable
     init(base: UnsafeMutableRawPointer, descriptor: ProtoMessageDescriptor, arena: ProtoArena) {
