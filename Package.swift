@@ -16,6 +16,18 @@ let swiftSettings: [SwiftSetting] = [
     .unsafeFlags(["-cross-module-optimization"], .when(configuration: .release)),
 ]
 
+let serviceDependencies: [Target.Dependency] = [
+    "PlatosService", "PlatosStorage", "PlatosAuth", "PlatosRPC", "PlatosProto", "ProtobufCSwift",
+    .product(name: "GRDB", package: "GRDB.swift"),
+    .product(name: "Logging", package: "swift-log"),
+    .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+]
+let serviceTestDependencies: [Target.Dependency] = [
+    "PlatosService", "PlatosStorage", "PlatosAuth", "PlatosRPC", "PlatosProto", "ProtobufCSwift",
+    .product(name: "GRDB", package: "GRDB.swift"),
+    .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+]
+
 let package = Package(
     name: "platos",
     platforms: [.macOS(.v15)],
@@ -23,6 +35,9 @@ let package = Package(
         .executable(name: "platos-protogen", targets: ["ProtoGen"]),
         .executable(name: "platos-bench-codec", targets: ["CodecBenchmark"]),
         .executable(name: "platos-bench-rpc", targets: ["RPCBenchmark"]),
+        .executable(name: "platos-registry", targets: ["RegistryMain"]),
+        .executable(name: "platos-memory", targets: ["MemoryMain"]),
+        .executable(name: "platos-threads", targets: ["ThreadsMain"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -31,6 +46,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // MARK: protobuf-c and the generic Swift bridge
@@ -84,6 +100,59 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: what every backend shares: storage, signed-principal routing, process runner
+        .target(
+            name: "PlatosStorage",
+            dependencies: [
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "PlatosService",
+            dependencies: [
+                "PlatosAuth", "PlatosRPC", "PlatosProto", "PlatosStorage",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: services (services/<name>/: library, thin main, Dockerfile)
+        .target(
+            name: "RegistryService",
+            dependencies: serviceDependencies,
+            path: "services/registry/Sources/RegistryService",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "RegistryMain", dependencies: ["RegistryService", "PlatosService"],
+            path: "services/registry/Sources/RegistryMain", swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "MemoryService",
+            dependencies: serviceDependencies,
+            path: "services/memory/Sources/MemoryService",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "MemoryMain", dependencies: ["MemoryService", "PlatosService"],
+            path: "services/memory/Sources/MemoryMain", swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "ThreadsService",
+            dependencies: serviceDependencies,
+            path: "services/threads/Sources/ThreadsService",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "ThreadsMain", dependencies: ["ThreadsService", "PlatosService"],
+            path: "services/threads/Sources/ThreadsMain", swiftSettings: swiftSettings
+        ),
+
         // MARK: benchmarks
         .target(name: "CRawProtobufBench", dependencies: ["CPlatosProto"], path: "Benchmarks/CRawProtobufBench"),
         .executableTarget(
@@ -127,6 +196,15 @@ let package = Package(
             dependencies: ["PlatosAuth", "PlatosRPC", "PlatosProto"],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "RegistryServiceTests", dependencies: serviceTestDependencies + ["RegistryService"], swiftSettings: swiftSettings),
+        .testTarget(name: "MemoryServiceTests", dependencies: serviceTestDependencies + ["MemoryService"], swiftSettings: swiftSettings),
+        .testTarget(name: "ThreadsServiceTests", dependencies: serviceTestDependencies + ["ThreadsService"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "PlatosStorageTests",
+            dependencies: ["PlatosStorage", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "EndToEndTests", dependencies: serviceTestDependencies, swiftSettings: swiftSettings),
         .testTarget(
             name: "PlatosWireTests",
             dependencies: [

@@ -1,0 +1,142 @@
+import Foundation
+import NIOConcurrencyHelpers
+import PlatosAuth
+import PlatosProto
+import PlatosRPC
+
+/// A real service executable started for a test: launched from the build directory with a data
+/// directory of its own, on port 0, and considered up once it prints its `READY` line (no
+/// sleeps: the line is awaited with a deadline).
+final class ServiceProcess: @unchecked Sendable {
+    // @unchecked: `process` and the pipes are only touched through their own thread-safe APIs,
+    // and `lines` is behind a lock.
+    let name: String
+    let process = Process()
+    private let lines = NIOLockedValueBox<[String]>([])
+    private(set) var port = 0
+
+    /// The directory holding the built executables (next to the test bundle), or
+    /// `PLATOS_BIN_DIR`.
+    static var binDirectory: URL {
+        if let dir = ProcessInfo.processInfo.environment["PLATOS_BIN_DIR"] { return URL(fileURLWithPath: dir) }
+        var url = Bundle.main.bundleURL
+        while !FileManager.default.fileExists(atPath: url.appendingPathComponent("platos-protogen").path),
+            url.pathComponents.count > 1
+        {
+            url = url.deletingLastPathComponent()
+        }
+        return url
+    }
+
+    /// A fresh data directory for one test.
+    static func temporaryDataDirectory() -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("platos-e2e-\(UUID().uuidString)").path
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    /// Starts `platos-<name>` and waits up to `timeout` for it to be ready.
+    init(_ name: String, dataDir: String, extraArguments: [String] = [], timeout: Duration = .seconds(20)) async throws {
+        self.name = name
+        process.executableURL = Self.binDirectory.appendingPathComponent("platos-\(name)")
+        process.arguments = ["--port", "0", "--data-dir", dataDir] + extraArguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["PLATOS_LOG_LEVEL"] = environment["PLATOS_LOG_LEVEL"] ?? "warning"
+        process.environment = environment
+        let stdout = Pipe()
+        process.standardOutput = stdout
+        let lines = self.lines
+        stdout.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            guard !data.isEmpty else {
+                handle.readabilityHandler = nil
+                return
+            }
+            let text = String(decoding: data, as: UTF8.self)
+            lines.withLockedValue { $0.append(contentsOf: text.split(separator: "\n").map(String.init)) }
+        }
+        try process.run()
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let ready = lines.withLockedValue({ $0.first { $0.hasPrefix("READY ") } }),
+                let port = ready.split(separator: ":").last.flatMap({ Int($0) })
+            {
+                self.port = port
+                return
+            }
+            guard process.isRunning else { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        process.terminate()
+        throw RPCError(.unavailable, "platos-\(name) did not print READY within \(timeout); output: \(lines.withLockedValue { $0 })")
+    }
+
+    /// SIGTERM, then the exit status.
+    func stop() async -> Int32 {
+        process.terminate()
+        return await waitForExit()
+    }
+
+    /// SIGKILL: no chance to clean up, as in a crash.
+    func kill() async {
+        Foundation.kill(process.processIdentifier, SIGKILL)
+        _ = await waitForExit()
+    }
+
+    func waitForExit(timeout: Duration = .seconds(20)) async -> Int32 {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        if process.isRunning {
+            Foundation.kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        return process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+    }
+}
+
+/// Signs principals the way the gateway does, with the secret a dev stack keeps in its data dir.
+struct TestSigner {
+    let signer: PrincipalSigner
+
+    init(dataDir: String) throws {
+        let text = try String(contentsOfFile: "\(dataDir)/internal.secret", encoding: .utf8)
+        signer = try PrincipalSigner(secret: Array(text.trimmingCharacters(in: .whitespacesAndNewlines).utf8))
+    }
+
+    /// A transport that stamps `principal` on every call, as the gateway would.
+    func client(port: Int, principal: V1.Principal) -> RPCClient {
+        let pool = RPCConnectionPool(host: "127.0.0.1", port: port)
+        return RPCClient(transport: StampingTransport(inner: pool, signer: signer, principal: principal))
+    }
+}
+
+/// Adds the gateway's stamp to each call before handing it to `inner`.
+struct StampingTransport: RPCTransport {
+    let inner: any RPCTransport
+    let signer: PrincipalSigner
+    let principal: V1.Principal
+
+    func stamped(_ metadata: Metadata, _ method: String) -> Metadata {
+        var all = metadata
+        for entry in (try? signer.stamp(principal, method: method)) ?? [] { all[entry.key] = entry.value }
+        return all
+    }
+
+    func unary(method: RPCMethodDescriptor, payload: [UInt8], metadata: Metadata, deadline: ContinuousClock.Instant?)
+        async throws -> [UInt8]
+    {
+        try await inner.unary(method: method, payload: payload, metadata: stamped(metadata, method.name), deadline: deadline)
+    }
+
+    func serverStreaming(
+        method: RPCMethodDescriptor, payload: [UInt8], metadata: Metadata, deadline: ContinuousClock.Instant?
+    ) -> AsyncThrowingStream<[UInt8], any Error> {
+        inner.serverStreaming(method: method, payload: payload, metadata: stamped(metadata, method.name), deadline: deadline)
+    }
+}

@@ -1,0 +1,55 @@
+import Foundation
+import GRDB
+import PlatosStorage
+import Testing
+
+@Suite struct GroupCommitWriterTests {
+    static func database() throws -> ServiceDatabase {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("gc-\(UUID().uuidString)/t.sqlite").path
+        return try ServiceDatabase.open(path: path, label: "test") { migrator in
+            migrator.registerMigration("v1") { db in
+                try db.execute(sql: "CREATE TABLE item (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)")
+            }
+        }
+    }
+
+    @Test func concurrentWritesAllCommitAndAFailureStaysItsOwn() async throws {
+        let db = try Self.database()
+        let results = await withTaskGroup(of: Bool.self) { group in
+            for i in 0..<200 {
+                group.addTask {
+                    do {
+                        // Every 10th write collides on the unique name and must fail alone.
+                        let name = i % 10 == 0 ? "dup" : "n\(i)"
+                        try await db.write { try $0.execute(sql: "INSERT INTO item (name) VALUES (?)", arguments: [name]) }
+                        return true
+                    } catch {
+                        return false
+                    }
+                }
+            }
+            return await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(results.filter { $0 }.count == 181)  // 180 unique names + the first "dup"
+        let count = try await db.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM item") ?? 0 }
+        #expect(count == 181)
+        #expect(try db.integrityCheck() == "ok")
+    }
+
+    @Test func aWriteReturnsItsValueAfterCommit() async throws {
+        let db = try Self.database()
+        let id = try await db.write { db -> Int64 in
+            try db.execute(sql: "INSERT INTO item (name) VALUES ('a')")
+            return db.lastInsertedRowID
+        }
+        // Visible to a reader as soon as the write returned.
+        let name = try await db.read { try String.fetchOne($0, sql: "SELECT name FROM item WHERE id = ?", arguments: [id]) }
+        #expect(name == "a")
+    }
+
+    @Test func walModeIsOn() async throws {
+        let db = try Self.database()
+        let mode = try await db.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") }
+        #expect(mode == "wal")
+    }
+}

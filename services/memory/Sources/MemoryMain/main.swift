@@ -1,0 +1,1 @@
+print("platos-memory: not implemented yet")

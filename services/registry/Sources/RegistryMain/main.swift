@@ -1,0 +1,1 @@
+print("platos-registry: not implemented yet")

@@ -1,0 +1,1 @@
+print("platos-threads: not implemented yet")

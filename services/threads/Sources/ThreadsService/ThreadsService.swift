@@ -1,0 +1,1 @@
+/// The threads service library (in progress).
