@@ -38,6 +38,9 @@ let package = Package(
         .executable(name: "platos-registry", targets: ["RegistryMain"]),
         .executable(name: "platos-memory", targets: ["MemoryMain"]),
         .executable(name: "platos-threads", targets: ["ThreadsMain"]),
+        .executable(name: "platos-bench-registry", targets: ["RegistryBenchmark"]),
+        .executable(name: "platos-bench-memory", targets: ["MemoryBenchmark"]),
+        .executable(name: "platos-bench-threads", targets: ["ThreadsBenchmark"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -172,6 +175,22 @@ let package = Package(
             ],
             path: "Benchmarks/RPCBenchmark",
             swiftSettings: swiftSettings
+        ),
+
+        .executableTarget(
+            name: "RegistryBenchmark",
+            dependencies: serviceDependencies + ["RegistryService", .product(name: "Histogram", package: "hdrhistogram-swift")],
+            path: "Benchmarks/RegistryBenchmark", swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "MemoryBenchmark",
+            dependencies: serviceDependencies + ["MemoryService", .product(name: "Histogram", package: "hdrhistogram-swift")],
+            path: "Benchmarks/MemoryBenchmark", swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "ThreadsBenchmark",
+            dependencies: serviceDependencies + ["ThreadsService", .product(name: "Histogram", package: "hdrhistogram-swift")],
+            path: "Benchmarks/ThreadsBenchmark", swiftSettings: swiftSettings
         ),
 
         // MARK: tests
