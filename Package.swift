@@ -127,7 +127,7 @@ let package = Package(
         // MARK: services (services/<name>/: library, thin main, Dockerfile)
         .target(
             name: "RegistryService",
-            dependencies: serviceDependencies,
+            dependencies: serviceDependencies + [.product(name: "Crypto", package: "swift-crypto")],
             path: "services/registry/Sources/RegistryService",
             swiftSettings: swiftSettings
         ),

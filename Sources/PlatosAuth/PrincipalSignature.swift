@@ -68,3 +68,15 @@ public struct PrincipalSigner: Sendable {
         Array("platos-principal-v1\n\(method)\n\(issued)\n".utf8) + principal
     }
 }
+
+/// The principal the gateway signs its own calls with (`auth.resolve`, `registry.watch`). Its
+/// scope uses names no real scope can have (scope names match `[a-z0-9-]{1,63}`), so no token
+/// can ever resolve to it.
+public enum ServicePrincipal {
+    public static let internalScope = V1.Scope(org: "_platos", project: "_internal", env: "_internal")
+    public static let gateway = V1.Principal(scope: internalScope, agentId: "platos-gateway", role: .admin)
+
+    public static func isInternal(_ principal: V1.Principal) -> Bool {
+        principal.scope == internalScope
+    }
+}

@@ -1,0 +1,138 @@
+import PlatosAuth
+import PlatosProto
+import PlatosRPC
+import Testing
+
+@Suite struct TokensTests {
+    @Test func issueResolveListRevoke() async throws {
+        let f = try RegistryFixture()
+        let chat = try await f.createAgent("wally-chat")
+        let bgo = try await f.createAgent("wally-bgo")
+        let wally = try await f.admin().call(V1.ClustersService.create, V1.CreateClusterRequest(name: "W", slug: "w", agentIds: [chat.id, bgo.id]))
+        let issued = try await f.admin().call(
+            V1.TokensService.issue, V1.IssueTokenRequest(role: .agent, agentId: chat.id, boundUserId: "user-1"))
+        #expect(issued.secret.hasPrefix("pt_tok_"))
+
+        let resolved = try await f.gateway.call(V1.AuthService.resolve, V1.ResolveTokenRequest(secret: issued.secret))
+        #expect(resolved.principal?.agentId == chat.id)
+        #expect(resolved.principal?.clusterId == wally.id)
+        #expect(resolved.principal?.userId == "user-1")
+        #expect(resolved.principal?.scope == RegistryFixture.scopeP)
+        #expect(resolved.principal?.role == .agent)
+
+        // The secret is shown once: listing never carries it.
+        let listed = try await f.admin().call(V1.TokensService.list, V1.ListTokensRequest())
+        #expect(listed.tokens.map(\.id) == [issued.token!.id])
+
+        _ = try await f.admin().call(V1.TokensService.revoke, V1.RevokeTokenRequest(tokenId: issued.token!.id))
+        let revoked = await rpcError { _ = try await f.gateway.call(V1.AuthService.resolve, V1.ResolveTokenRequest(secret: issued.secret)) }
+        #expect(revoked == RPCError(.unauthenticated, "invalid, expired or revoked token"))
+    }
+
+    @Test func wrongSecretsAllGetTheSameAnswer() async throws {
+        let f = try RegistryFixture()
+        let agent = try await f.createAgent("a")
+        let issued = try await f.admin().call(V1.TokensService.issue, V1.IssueTokenRequest(role: .agent, agentId: agent.id))
+        let altered = String(issued.secret.dropLast()) + (issued.secret.hasSuffix("0") ? "1" : "0")
+        for secret in [altered, "pt_tok_deadbeef_00", "garbage", "pt_tok__"] {
+            let error = await rpcError { _ = try await f.gateway.call(V1.AuthService.resolve, V1.ResolveTokenRequest(secret: secret)) }
+            #expect(error == RPCError(.unauthenticated, "invalid, expired or revoked token"), "\(secret)")
+        }
+    }
+
+    @Test func onlyTheGatewayMayResolve() async throws {
+        let f = try RegistryFixture()
+        let error = await rpcError { _ = try await f.admin().call(V1.AuthService.resolve, V1.ResolveTokenRequest(secret: "x")) }
+        #expect(error?.code == .permissionDenied)
+    }
+
+    @Test func issueValidatesRoleAndAgent() async throws {
+        let f = try RegistryFixture()
+        let noRole = await rpcError { _ = try await f.admin().call(V1.TokensService.issue, V1.IssueTokenRequest()) }
+        #expect(noRole?.message.hasPrefix("role") == true)
+        let noAgent = await rpcError { _ = try await f.admin().call(V1.TokensService.issue, V1.IssueTokenRequest(role: .agent)) }
+        #expect(noAgent == RPCError(.invalidArgument, "agent_id is required"))
+        let unknown = await rpcError { _ = try await f.admin().call(V1.TokensService.issue, V1.IssueTokenRequest(role: .agent, agentId: "agt_x")) }
+        #expect(unknown == RPCError(.notFound, "agent 'agt_x' not found"))
+    }
+}
+
+@Suite struct ScopeIsolationTests {
+    /// Everything of project P is invisible from project Q and from env E2, answered exactly
+    /// like an id that never existed.
+    @Test func anotherProjectOrEnvSeesNothing() async throws {
+        let f = try RegistryFixture()
+        let a = try await f.createAgent("a")
+        let b = try await f.createAgent("b")
+        let cluster = try await f.admin().call(V1.ClustersService.create, V1.CreateClusterRequest(name: "C", slug: "c", agentIds: [a.id, b.id]))
+        let token = try await f.admin().call(V1.TokensService.issue, V1.IssueTokenRequest(role: .agent, agentId: a.id))
+        for scope in [RegistryFixture.scopeQ, RegistryFixture.scopeE2] {
+            let outsider = f.admin(scope)
+            for (id, random) in [(a.id, "agt_000000000000000000000000")] {
+                let real = await rpcError { _ = try await outsider.call(V1.AgentsService.get, V1.GetAgentRequest(agentId: id)) }
+                let fake = await rpcError { _ = try await outsider.call(V1.AgentsService.get, V1.GetAgentRequest(agentId: random)) }
+                #expect(real?.code == .notFound)
+                #expect(real?.message == fake?.message.replacingOccurrences(of: random, with: id))
+            }
+            let clusterError = await rpcError { _ = try await outsider.call(V1.ClustersService.get, V1.GetClusterRequest(clusterId: cluster.id)) }
+            #expect(clusterError == RPCError(.notFound, "cluster '\(cluster.id)' not found"))
+            let tokenError = await rpcError { _ = try await outsider.call(V1.TokensService.revoke, V1.RevokeTokenRequest(tokenId: token.token!.id)) }
+            #expect(tokenError == RPCError(.notFound, "token '\(token.token!.id)' not found"))
+            let deleteError = await rpcError { _ = try await outsider.call(V1.AgentsService.delete, V1.DeleteAgentRequest(agentId: a.id)) }
+            #expect(deleteError?.code == .notFound)
+            let moveError = await rpcError { _ = try await outsider.call(V1.ClustersService.addMember, V1.AddMemberRequest(clusterId: cluster.id, agentId: a.id)) }
+            #expect(moveError?.code == .notFound)
+            #expect(try await outsider.call(V1.AgentsService.list, V1.ListAgentsRequest()).agents.isEmpty)
+            #expect(try await outsider.call(V1.ClustersService.list, V1.ListClustersRequest()).clusters.isEmpty)
+            #expect(try await outsider.call(V1.TokensService.list, V1.ListTokensRequest()).tokens.isEmpty)
+        }
+        // Nothing changed in P.
+        #expect(try await f.admin().call(V1.ClustersService.get, V1.GetClusterRequest(clusterId: cluster.id)).agentIds.count == 2)
+        #expect(try await f.gateway.call(V1.AuthService.resolve, V1.ResolveTokenRequest(secret: token.secret)).tokenId == token.token!.id)
+    }
+}
+
+@Suite struct WatchTests {
+    @Test func aMoveIsPublishedAndAResumingWatcherMissesNothing() async throws {
+        let f = try RegistryFixture()
+        let a = try await f.createAgent("a"), b = try await f.createAgent("b"), c = try await f.createAgent("c"), d = try await f.createAgent("d")
+        let admin = f.admin()
+        let first = try await admin.call(V1.ClustersService.create, V1.CreateClusterRequest(name: "One", slug: "one", agentIds: [a.id, b.id]))
+        let second = try await admin.call(V1.ClustersService.create, V1.CreateClusterRequest(name: "Two", slug: "two", agentIds: [c.id, d.id]))
+
+        // A watcher reads the backlog (4 joins), then sees the move live.
+        var events: [V1.MembershipEvent] = []
+        let stream = f.gateway.stream(V1.RegistryService.watch, V1.WatchRegistryRequest(afterVersion: 0))
+        var iterator = stream.makeAsyncIterator()
+        for _ in 0..<4 { events.append(try #require(try await iterator.next())) }
+        let moved = try await admin.call(V1.ClustersService.moveMember, V1.MoveMemberRequest(agentId: b.id, toClusterId: second.id))
+        let live = try #require(try await iterator.next())
+        #expect(live.agentId == b.id)
+        #expect(live.clusterId == second.id)
+        #expect(live.previousClusterId == first.id)
+        #expect(live.version == moved.membershipVersion)
+        events.append(live)
+        #expect(events.map(\.version) == Array(1...5))
+
+        // Changes made while no one watches are replayed to a watcher resuming from its version.
+        _ = try await admin.call(V1.ClustersService.removeMember, V1.RemoveMemberRequest(clusterId: first.id, agentId: a.id))
+        _ = try await admin.call(V1.ClustersService.addMember, V1.AddMemberRequest(clusterId: first.id, agentId: a.id))
+        var resumed = f.gateway.stream(V1.RegistryService.watch, V1.WatchRegistryRequest(afterVersion: live.version)).makeAsyncIterator()
+        let next1 = try #require(try await resumed.next())
+        let next2 = try #require(try await resumed.next())
+        #expect([next1.version, next2.version] == [6, 7])
+        #expect(next1.clusterId == "" && next2.clusterId == first.id)
+    }
+
+    @Test func anAgentsWatchIsLimitedToItsScope() async throws {
+        let f = try RegistryFixture()
+        let a = try await f.createAgent("a"), b = try await f.createAgent("b")
+        let x = try await f.createAgent("x", scope: RegistryFixture.scopeQ), y = try await f.createAgent("y", scope: RegistryFixture.scopeQ)
+        _ = try await f.admin(RegistryFixture.scopeQ).call(V1.ClustersService.create, V1.CreateClusterRequest(name: "Q", slug: "q", agentIds: [x.id, y.id]))
+        _ = try await f.admin().call(V1.ClustersService.create, V1.CreateClusterRequest(name: "P", slug: "p", agentIds: [a.id, b.id]))
+        var iterator = f.admin().stream(V1.RegistryService.watch, V1.WatchRegistryRequest()).makeAsyncIterator()
+        let first = try #require(try await iterator.next())
+        let second = try #require(try await iterator.next())
+        #expect(first.scope == RegistryFixture.scopeP && second.scope == RegistryFixture.scopeP)
+    }
+}

@@ -1,1 +1,0 @@
-/// The registry service library (in progress).

@@ -1,0 +1,102 @@
+import Foundation
+import GRDB
+import PlatosProto
+import PlatosRPC
+
+extension SQLiteRegistryStore {
+    func issueToken(_ request: V1.IssueTokenRequest, scope: V1.Scope) async throws -> V1.IssueTokenResponse {
+        let id = RegistryIDs.token()
+        let secret = TokenSecret.generate(tokenId: id)
+        let now = RegistryRows.nowMs()
+        let expires = request.ttlSeconds > 0 ? now + request.ttlSeconds * 1000 : 0
+        let info = try await database.write { db -> V1.TokenInfo in
+            if request.role == .agent { _ = try Self.agent(db, request.agentId, scope) }
+            try db.execute(
+                sql: """
+                    INSERT INTO token (id, org, project, env, role, agent_id, bound_user_id, description, secret_hash,
+                                       created_at, expires_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    id, scope.org, scope.project, scope.env, request.role.protoValue, request.agentId,
+                    request.boundUserId, request.description, TokenSecret.hash(secret.text), now, expires,
+                ])
+            return V1.TokenInfo(
+                id: id, scope: scope, role: request.role, agentId: request.agentId, boundUserId: request.boundUserId,
+                description: request.description, createdAtUnixMs: now, expiresAtUnixMs: expires)
+        }
+        return V1.IssueTokenResponse(token: info, secret: secret.text)
+    }
+
+    func revokeToken(_ id: String, scope: V1.Scope) async throws -> V1.TokenInfo {
+        let (info, event) = try await database.write { db -> (V1.TokenInfo, V1.MembershipEvent?) in
+            guard
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT * FROM token WHERE id = ? AND org = ? AND project = ? AND env = ?",
+                    arguments: [id, scope.org, scope.project, scope.env])
+            else { throw RegistryError.tokenNotFound(id) }
+            var info = RegistryRows.token(row)
+            guard info.revokedAtUnixMs == 0 else { return (info, nil) }
+            info.revokedAtUnixMs = RegistryRows.nowMs()
+            try db.execute(sql: "UPDATE token SET revoked_at = ? WHERE id = ?", arguments: [info.revokedAtUnixMs, id])
+            // Published like a membership change, so gateways drop the token from their caches.
+            return (info, try Self.revocationEvent(db, scope, tokenId: id))
+        }
+        if let event { feed.publish([event]) }
+        return info
+    }
+
+    func listTokens(_ request: V1.ListTokensRequest, scope: V1.Scope) async throws -> V1.ListTokensResponse {
+        let size = PageCursor.size(request.page)
+        let after = try PageCursor.after(request.page)
+        return try await database.read { db in
+            var sql = "SELECT * FROM token WHERE org = ? AND project = ? AND env = ? AND id > ?"
+            var arguments: StatementArguments = [scope.org, scope.project, scope.env, after]
+            if !request.agentId.isEmpty {
+                sql += " AND agent_id = ?"
+                arguments += [request.agentId]
+            }
+            if !request.includeRevoked { sql += " AND revoked_at = 0" }
+            sql += " ORDER BY id LIMIT ?"
+            arguments += [size + 1]
+            let rows = try Row.fetchAll(db, sql: sql, arguments: arguments)
+            let tokens = rows.prefix(size).map(RegistryRows.token)
+            return V1.ListTokensResponse(
+                tokens: Array(tokens), nextPageToken: rows.count > size ? PageCursor.token(after: tokens.last?.id) : "")
+        }
+    }
+
+    /// The principal behind a secret, with the agent's current cluster. Every way a secret can be
+    /// wrong (unknown, altered, revoked, expired, agent deleted) gets the same answer.
+    func resolve(secret: String) async throws -> V1.ResolveTokenResponse {
+        let invalid = RPCError(.unauthenticated, "invalid, expired or revoked token")
+        guard let tokenId = TokenSecret.tokenId(in: secret) else { throw invalid }
+        let hash = TokenSecret.hash(secret)
+        return try await database.read { db in
+            guard
+                let row = try Row.fetchOne(
+                    db,
+                    sql: """
+                        SELECT token.*, membership.cluster_id AS cluster_id, agent.id AS live_agent
+                        FROM token
+                        LEFT JOIN agent ON agent.id = token.agent_id
+                        LEFT JOIN membership ON membership.agent_id = token.agent_id
+                        WHERE token.id = ?
+                        """,
+                    arguments: [tokenId])
+            else { throw invalid }
+            let stored: Data = row["secret_hash"]
+            // Constant time: the comparison must not tell an attacker how much of a guess was right.
+            guard stored.count == hash.count, zip(stored, hash).reduce(0, { $0 | ($1.0 ^ $1.1) }) == 0 else { throw invalid }
+            let info = RegistryRows.token(row)
+            let now = RegistryRows.nowMs()
+            guard info.revokedAtUnixMs == 0, info.expiresAtUnixMs == 0 || info.expiresAtUnixMs > now else { throw invalid }
+            if info.role == .agent, (row["live_agent"] as String?) == nil { throw invalid }
+            let version = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(version), 0) FROM membership_event") ?? 0
+            let principal = V1.Principal(
+                scope: info.scope, agentId: info.agentId, clusterId: row["cluster_id"] ?? "",
+                userId: info.boundUserId, role: info.role, membershipVersion: UInt64(version))
+            return V1.ResolveTokenResponse(principal: principal, tokenId: info.id, expiresAtUnixMs: info.expiresAtUnixMs)
+        }
+    }
+}
