@@ -1,0 +1,343 @@
+import Foundation
+import GRDB
+import PlatosProto
+import PlatosRPC
+
+extension SQLiteThreadsStore {
+    public func spawnTask(_ draft: TaskDraft, access: ThreadAccess, now: Int64) async throws -> V1.Task {
+        try await database.write { db in
+            if !draft.idempotencyKey.isEmpty {
+                var arguments: StatementArguments = [access.agentId, draft.idempotencyKey]
+                arguments += access.taskVisibleArguments
+                let existing = try Row.fetchOne(
+                    db.cachedStatement(
+                        sql: """
+                            SELECT \(V1.Task.columns) FROM tasks k
+                            WHERE k.spawner_agent_id = ? AND k.idempotency_key = ? AND \(access.taskVisible("k"))
+                            """), arguments: arguments)
+                if let existing { return V1.Task(row: existing) }
+            }
+            guard let thread = try Self.visibleThread(db, draft.threadId, access) else {
+                throw ThreadsErrors.threadNotFound(draft.threadId)
+            }
+            // The sibling must be able to read the thread it answers into; a thread the spawner
+            // owns as an agent (made before it joined) is invisible to every other member.
+            guard thread.ownerKind == .cluster, thread.ownerId == access.clusterId else {
+                throw RPCError(
+                    .failedPrecondition,
+                    "thread '\(draft.threadId)' belongs to agent '\(thread.ownerId)', not to its cluster; spawn into a cluster thread")
+            }
+            let task = V1.Task(
+                id: ResourceID.make("task"), clusterId: access.clusterId, threadId: draft.threadId,
+                spawnerAgentId: access.agentId, targetAgentId: draft.targetAgentId, userId: draft.userId,
+                prompt: draft.prompt, state: .queued, attempts: 0, metadata: draft.metadata, createdAtUnixMs: now,
+                updatedAtUnixMs: now)
+            do {
+                try task.insert(db, access: access, idempotencyKey: draft.idempotencyKey)
+            } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
+                throw RPCError(.alreadyExists, "idempotency_key was already used for another task")
+            }
+            return task
+        }
+    }
+
+    public func hasClaimableTask(access: ThreadAccess, now: Int64) async throws -> Bool {
+        try await database.read { db in
+            var arguments: StatementArguments = [access.agentId, now]
+            arguments += access.taskVisibleArguments
+            return try Bool.fetchOne(
+                db.cachedStatement(
+                    sql: """
+                        SELECT 1 FROM tasks k
+                        WHERE k.target_agent_id = ?
+                            AND (k.state = \(V1.TaskState.queued.protoValue)
+                                OR (k.state = \(V1.TaskState.running.protoValue) AND k.lease_expires_at <= ?))
+                            AND \(access.taskVisible("k"))
+                        LIMIT 1
+                        """), arguments: arguments) ?? false
+        }
+    }
+
+    public func claimTask(access: ThreadAccess, leaseMs: Int64, maxAttempts: Int, now: Int64) async throws
+        -> (claimed: V1.Task?, changed: [V1.Task])
+    {
+        try await database.write { db in
+            var changed: [V1.Task] = []
+            // Lazy requeue: the caller's own lapsed leases go back to the queue first, so a worker
+            // that restarts after a crash gets its task back without waiting for the reaper.
+            var lapsedArguments: StatementArguments = [access.agentId, now]
+            lapsedArguments += access.taskVisibleArguments
+            let lapsed = try Row.fetchAll(
+                db.cachedStatement(
+                    sql: """
+                        SELECT \(V1.Task.columns) FROM tasks k
+                        WHERE k.target_agent_id = ? AND k.state = \(V1.TaskState.running.protoValue)
+                            AND k.lease_expires_at <= ? AND \(access.taskVisible("k"))
+                        """), arguments: lapsedArguments)
+            for row in lapsed {
+                var task = V1.Task(row: row)
+                task.lapse(maxAttempts: maxAttempts, now: now)
+                try task.save(db, access: access)
+                changed.append(task)
+            }
+            var queuedArguments: StatementArguments = [access.agentId]
+            queuedArguments += access.taskVisibleArguments
+            guard
+                let row = try Row.fetchOne(
+                    db.cachedStatement(
+                        sql: """
+                            SELECT \(V1.Task.columns) FROM tasks k
+                            WHERE k.target_agent_id = ? AND k.state = \(V1.TaskState.queued.protoValue)
+                                AND \(access.taskVisible("k"))
+                            ORDER BY k.created_at, k.id LIMIT 1
+                            """), arguments: queuedArguments)
+            else { return (nil, changed) }
+            var task = V1.Task(row: row)
+            task.lease(for: leaseMs, now: now)
+            try task.save(db, access: access)
+            changed.append(task)
+            return (task, changed)
+        }
+    }
+
+    /// The task as its target agent sees it inside a write: `NOT_FOUND` when the caller cannot
+    /// see it, `PERMISSION_DENIED` when it can but is not the worker it was spawned for.
+    private static func workerTask(_ db: Database, _ taskId: String, _ access: ThreadAccess) throws -> V1.Task {
+        guard let task = try visibleTask(db, taskId, access) else { throw ThreadsErrors.taskNotFound(taskId) }
+        guard task.targetAgentId == access.agentId else {
+            throw RPCError(.permissionDenied, "task '\(taskId)' was spawned for another agent")
+        }
+        return task
+    }
+
+    static func visibleTask(_ db: Database, _ taskId: String, _ access: ThreadAccess) throws -> V1.Task? {
+        var arguments: StatementArguments = [taskId]
+        arguments += access.taskVisibleArguments
+        return try Row.fetchOne(
+            db.cachedStatement(
+                sql: "SELECT \(V1.Task.columns) FROM tasks k WHERE k.id = ? AND \(access.taskVisible("k"))"),
+            arguments: arguments
+        ).map(V1.Task.init(row:))
+    }
+
+    public func heartbeat(taskId: String, leaseId: String, leaseMs: Int64, access: ThreadAccess, now: Int64)
+        async throws -> V1.Task
+    {
+        try await database.write { db in
+            var task = try Self.workerTask(db, taskId, access)
+            guard task.isLeased(to: leaseId, now: now) else { throw ThreadsErrors.staleLease(taskId) }
+            task.leaseExpiresAtUnixMs = now + leaseMs
+            task.updatedAtUnixMs = now
+            try task.save(db, access: access, recordEvent: false)
+            return task
+        }
+    }
+
+    public func completeTask(taskId: String, leaseId: String, result: String, access: ThreadAccess, now: Int64)
+        async throws -> (task: V1.Task, message: V1.Message?)
+    {
+        try await database.write { db in
+            var task = try Self.workerTask(db, taskId, access)
+            // A retry of a completion whose answer was lost gets the same answer, not an error.
+            if task.state == .succeeded, !leaseId.isEmpty, task.leaseId == leaseId { return (task, nil) }
+            guard task.isLeased(to: leaseId, now: now) else { throw ThreadsErrors.staleLease(taskId) }
+            // The result goes into the task's thread by the task's authority (its cluster owns the
+            // thread), authored by the worker and attributed to the spawner's user.
+            let threadAccess = ThreadAccess(scope: access.scope, agentId: "", clusterId: task.clusterId)
+            guard let seq = try SeqAllocator.next(db, threadId: task.threadId, access: threadAccess, now: now) else {
+                throw ThreadsErrors.taskNotFound(taskId)
+            }
+            let message = V1.Message(
+                id: ResourceID.make("msg"), threadId: task.threadId, seq: seq, role: .agent, content: result,
+                metadata: [:], authorAgentId: access.agentId, userId: task.userId, taskId: task.id,
+                createdAtUnixMs: now)
+            try message.insert(db, access: access, idempotencyKey: "")
+            task.state = .succeeded
+            task.result = result
+            task.resultMessageId = message.id
+            task.leaseExpiresAtUnixMs = 0
+            task.updatedAtUnixMs = now
+            try task.save(db, access: access)
+            return (task, message)
+        }
+    }
+
+    public func failTask(taskId: String, leaseId: String, error: String, access: ThreadAccess, now: Int64)
+        async throws -> V1.Task
+    {
+        try await database.write { db in
+            var task = try Self.workerTask(db, taskId, access)
+            if task.state == .failed, !leaseId.isEmpty, task.leaseId == leaseId { return task }
+            guard task.isLeased(to: leaseId, now: now) else { throw ThreadsErrors.staleLease(taskId) }
+            task.state = .failed
+            task.error = error
+            task.leaseExpiresAtUnixMs = 0
+            task.updatedAtUnixMs = now
+            try task.save(db, access: access)
+            return task
+        }
+    }
+
+    public func cancelTask(taskId: String, access: ThreadAccess, now: Int64) async throws -> V1.Task {
+        try await database.write { db in
+            guard var task = try Self.visibleTask(db, taskId, access) else { throw ThreadsErrors.taskNotFound(taskId) }
+            guard task.spawnerAgentId == access.agentId else {
+                throw RPCError(.permissionDenied, "only the agent that spawned task '\(taskId)' may cancel it")
+            }
+            if task.state == .cancelled { return task }
+            guard !task.isFinished else {
+                throw RPCError(.failedPrecondition, "task '\(taskId)' has already finished")
+            }
+            // Clearing the lease makes the worker's next heartbeat or completion fail, which is
+            // how it learns to stop.
+            task.state = .cancelled
+            task.leaseId = ""
+            task.leaseExpiresAtUnixMs = 0
+            task.updatedAtUnixMs = now
+            try task.save(db, access: access)
+            return task
+        }
+    }
+
+    public func task(_ id: String, access: ThreadAccess) async throws -> V1.Task {
+        try await database.read { db in
+            guard let task = try Self.visibleTask(db, id, access) else { throw ThreadsErrors.taskNotFound(id) }
+            return task
+        }
+    }
+
+    public func listTasks(
+        access: ThreadAccess, threadId: String, state: V1.TaskState?, after: PageCursor?, limit: Int
+    ) async throws -> (tasks: [V1.Task], next: PageCursor?) {
+        try await database.read { db in
+            var sql = "SELECT \(V1.Task.columns) FROM tasks k WHERE \(access.taskVisible("k"))"
+            var arguments = access.taskVisibleArguments
+            if !threadId.isEmpty {
+                sql += " AND k.thread_id = ?"
+                arguments += [threadId]
+            }
+            if let state {
+                sql += " AND k.state = ?"
+                arguments += [state.protoValue]
+            }
+            if let after {
+                sql += " AND (k.created_at, k.id) < (?, ?)"
+                arguments += [after.createdAt, after.id]
+            }
+            sql += " ORDER BY k.created_at DESC, k.id DESC LIMIT ?"
+            arguments += [limit + 1]
+            var tasks = try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments).map(V1.Task.init(row:))
+            var next: PageCursor?
+            if tasks.count > limit {
+                tasks.removeLast(tasks.count - limit)
+                next = tasks.last.map { PageCursor(createdAt: $0.createdAtUnixMs, id: $0.id) }
+            }
+            return (tasks, next)
+        }
+    }
+
+    // MARK: watching
+
+    public func taskSnapshot(_ selector: TaskSelector, access: ThreadAccess) async throws -> TaskSnapshot {
+        try await database.read { db in
+            // Cursor and states come from one read transaction, so every later event is one the
+            // snapshot does not already show.
+            let cursor = try Self.eventCursor(db, selector, access)
+            switch selector {
+            case .task(let id):
+                guard let task = try Self.visibleTask(db, id, access) else { throw ThreadsErrors.taskNotFound(id) }
+                return TaskSnapshot(tasks: [task], cursor: cursor)
+            case .thread(let id):
+                guard try Self.visibleThread(db, id, access) != nil else { throw ThreadsErrors.threadNotFound(id) }
+                var arguments: StatementArguments = [id]
+                arguments += access.taskVisibleArguments
+                let tasks = try Row.fetchAll(
+                    db.cachedStatement(
+                        sql: """
+                            SELECT \(V1.Task.columns) FROM tasks k
+                            WHERE k.thread_id = ? AND \(access.taskVisible("k"))
+                                AND k.state IN (\(V1.TaskState.queued.protoValue), \(V1.TaskState.running.protoValue))
+                            ORDER BY k.created_at, k.id
+                            """), arguments: arguments
+                ).map(V1.Task.init(row:))
+                return TaskSnapshot(tasks: tasks, cursor: cursor)
+            }
+        }
+    }
+
+    private static func selectorColumn(_ selector: TaskSelector) -> (column: String, id: String) {
+        switch selector {
+        case .task(let id): return ("task_id", id)
+        case .thread(let id): return ("thread_id", id)
+        }
+    }
+
+    private static func eventCursor(_ db: Database, _ selector: TaskSelector, _ access: ThreadAccess) throws -> Int64 {
+        let (column, id) = selectorColumn(selector)
+        var arguments: StatementArguments = [id]
+        arguments += access.taskVisibleArguments
+        return try Int64.fetchOne(
+            db.cachedStatement(
+                sql: "SELECT MAX(e.seq) FROM task_events e WHERE e.\(column) = ? AND \(access.taskVisible("e"))"),
+            arguments: arguments) ?? 0
+    }
+
+    public func taskEvents(_ selector: TaskSelector, access: ThreadAccess, after cursor: Int64, limit: Int)
+        async throws -> [(cursor: Int64, task: V1.Task)]
+    {
+        try await database.read { db in
+            // Checked on every read, so a watch ends (NOT_FOUND) once its thread or task is gone.
+            switch selector {
+            case .task(let id):
+                guard try Self.visibleTask(db, id, access) != nil else { throw ThreadsErrors.taskNotFound(id) }
+            case .thread(let id):
+                guard try Self.visibleThread(db, id, access) != nil else { throw ThreadsErrors.threadNotFound(id) }
+            }
+            let (column, id) = Self.selectorColumn(selector)
+            var arguments: StatementArguments = [id, cursor]
+            arguments += access.taskVisibleArguments
+            arguments += [limit]
+            let rows = try Row.fetchAll(
+                db.cachedStatement(
+                    sql: """
+                        SELECT e.seq, e.task FROM task_events e
+                        WHERE e.\(column) = ? AND e.seq > ? AND \(access.taskVisible("e"))
+                        ORDER BY e.seq LIMIT ?
+                        """), arguments: arguments)
+            return try rows.map { row in
+                let bytes: Data = row[1]
+                return (row[0], try V1.Task(serializedBytes: [UInt8](bytes)))
+            }
+        }
+    }
+
+    // MARK: maintenance
+
+    /// How long the task event log keeps an entry. Watches follow it live, so only a watcher this
+    /// far behind could miss one.
+    static let eventRetentionMs: Int64 = 3_600_000
+
+    public func reapExpiredLeases(maxAttempts: Int, now: Int64) async throws -> [V1.Task] {
+        try await database.write { db in
+            // Bounded per pass so one pass never holds the writer for long; the next picks up the rest.
+            let rows = try Row.fetchAll(
+                db.cachedStatement(
+                    sql: """
+                        SELECT \(V1.Task.columns), k.org, k.project, k.env FROM tasks k
+                        WHERE k.state = \(V1.TaskState.running.protoValue) AND k.lease_expires_at <= ?
+                        ORDER BY k.lease_expires_at LIMIT 500
+                        """), arguments: [now])
+            var changed: [V1.Task] = []
+            for row in rows {
+                var task = V1.Task(row: row)
+                let scope = V1.Scope(org: row[17], project: row[18], env: row[19])
+                task.lapse(maxAttempts: maxAttempts, now: now)
+                try task.save(db, access: ThreadAccess(scope: scope, agentId: "", clusterId: task.clusterId))
+                changed.append(task)
+            }
+            try db.cachedStatement(sql: "DELETE FROM task_events WHERE created_at < ?")
+                .execute(arguments: [now - Self.eventRetentionMs])
+            return changed
+        }
+    }
+}

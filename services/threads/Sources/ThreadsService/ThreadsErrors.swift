@@ -1,0 +1,22 @@
+import PlatosRPC
+
+/// The errors whose exact wording matters: a resource outside the caller's scope is answered
+/// with the very same status and text as one that does not exist, so ids leak nothing.
+enum ThreadsErrors {
+    static func threadNotFound(_ id: String) -> RPCError {
+        RPCError(.notFound, "thread '\(id)' not found")
+    }
+
+    static func taskNotFound(_ id: String) -> RPCError {
+        RPCError(.notFound, "task '\(id)' not found")
+    }
+
+    static func staleLease(_ taskId: String) -> RPCError {
+        RPCError(
+            .failedPrecondition,
+            "the lease on task '\(taskId)' is no longer held (it expired, or the task was requeued, finished or cancelled)")
+    }
+
+    static let notAnAgent = RPCError(
+        .permissionDenied, "threads, messages and tasks belong to agents: call with an agent's principal")
+}

@@ -1,0 +1,100 @@
+import GRDB
+
+/// The threads database, as versioned migrations: a migration, once released, is never edited;
+/// a change is a new migration appended here.
+public enum ThreadsSchema {
+    /// Registers every migration, in order. Pass to `ServiceDatabase.open(migrations:)`.
+    public static func register(_ migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("v1 threads, messages, tasks, task events") { db in
+            // Every table carries the project scope so that every statement can filter by it,
+            // not only those that reach a row through its thread.
+            try db.execute(
+                sql: """
+                    CREATE TABLE threads (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        org TEXT NOT NULL, project TEXT NOT NULL, env TEXT NOT NULL,
+                        owner_kind INTEGER NOT NULL, owner_id TEXT NOT NULL,
+                        user_id TEXT NOT NULL,
+                        title TEXT NOT NULL,
+                        metadata TEXT NOT NULL,
+                        created_by_agent_id TEXT NOT NULL,
+                        last_seq INTEGER NOT NULL DEFAULT 0,
+                        idempotency_key TEXT,
+                        created_at INTEGER NOT NULL,
+                        updated_at INTEGER NOT NULL
+                    );
+                    CREATE INDEX threads_by_owner
+                        ON threads(org, project, env, owner_kind, owner_id, created_at, id);
+                    CREATE UNIQUE INDEX threads_idempotency
+                        ON threads(org, project, env, created_by_agent_id, idempotency_key)
+                        WHERE idempotency_key IS NOT NULL;
+
+                    -- A rowid table, not WITHOUT ROWID: contents run to 64 KiB, and large rows in a
+                    -- clustered index make every page split expensive.
+                    CREATE TABLE messages (
+                        thread_id TEXT NOT NULL REFERENCES threads(id) ON DELETE CASCADE,
+                        seq INTEGER NOT NULL,
+                        id TEXT NOT NULL,
+                        org TEXT NOT NULL, project TEXT NOT NULL, env TEXT NOT NULL,
+                        role INTEGER NOT NULL,
+                        content TEXT NOT NULL,
+                        metadata TEXT NOT NULL,
+                        author_agent_id TEXT NOT NULL,
+                        user_id TEXT NOT NULL,
+                        task_id TEXT NOT NULL,
+                        idempotency_key TEXT,
+                        created_at INTEGER NOT NULL,
+                        UNIQUE (thread_id, seq)
+                    );
+                    CREATE UNIQUE INDEX messages_idempotency
+                        ON messages(thread_id, author_agent_id, idempotency_key)
+                        WHERE idempotency_key IS NOT NULL;
+
+                    CREATE TABLE tasks (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        org TEXT NOT NULL, project TEXT NOT NULL, env TEXT NOT NULL,
+                        cluster_id TEXT NOT NULL,
+                        thread_id TEXT NOT NULL REFERENCES threads(id) ON DELETE CASCADE,
+                        spawner_agent_id TEXT NOT NULL,
+                        target_agent_id TEXT NOT NULL,
+                        user_id TEXT NOT NULL,
+                        prompt TEXT NOT NULL,
+                        state INTEGER NOT NULL,
+                        attempts INTEGER NOT NULL DEFAULT 0,
+                        lease_id TEXT NOT NULL DEFAULT '',
+                        lease_expires_at INTEGER NOT NULL DEFAULT 0,
+                        result TEXT NOT NULL DEFAULT '',
+                        error TEXT NOT NULL DEFAULT '',
+                        result_message_id TEXT NOT NULL DEFAULT '',
+                        metadata TEXT NOT NULL,
+                        idempotency_key TEXT,
+                        created_at INTEGER NOT NULL,
+                        updated_at INTEGER NOT NULL
+                    );
+                    CREATE INDEX tasks_queue
+                        ON tasks(org, project, env, cluster_id, target_agent_id, state, created_at);
+                    CREATE INDEX tasks_by_cluster ON tasks(org, project, env, cluster_id, created_at, id);
+                    CREATE INDEX tasks_by_thread ON tasks(thread_id);
+                    CREATE INDEX tasks_leases ON tasks(state, lease_expires_at);
+                    CREATE UNIQUE INDEX tasks_idempotency
+                        ON tasks(org, project, env, spawner_agent_id, idempotency_key)
+                        WHERE idempotency_key IS NOT NULL;
+
+                    -- Every state change of a task, as the task looked after it, so that
+                    -- tasks.watch can resume from a cursor and never collapse two changes into one.
+                    CREATE TABLE task_events (
+                        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                        org TEXT NOT NULL, project TEXT NOT NULL, env TEXT NOT NULL,
+                        cluster_id TEXT NOT NULL,
+                        thread_id TEXT NOT NULL,
+                        task_id TEXT NOT NULL,
+                        task BLOB NOT NULL,
+                        created_at INTEGER NOT NULL
+                    );
+                    CREATE INDEX task_events_by_thread ON task_events(thread_id, seq);
+                    CREATE INDEX task_events_by_task ON task_events(task_id, seq);
+                    CREATE INDEX task_events_by_age ON task_events(created_at);
+                    """)
+        }
+    }
+}
