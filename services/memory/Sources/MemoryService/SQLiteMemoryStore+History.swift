@@ -1,0 +1,61 @@
+import GRDB
+import PlatosProto
+
+extension SQLiteMemoryStore {
+    public func history(id: String, access: MemoryAccess, pageSize: Int, after: Int64?) async throws -> HistoryPage {
+        // The history rows carry their memory's scope, so this answers for deleted memories too,
+        // and only to callers the memory's scope reaches.
+        let filter = ScopeFilter(alias: "h", access: access)
+        let sql = """
+            SELECT h.seq, h.action, h.old_content, h.new_content, h.actor_agent_id, h.version, h.at_ms
+            FROM memory_history h
+            WHERE h.memory_id = ? AND h.seq > ? AND \(filter.sql)
+            ORDER BY h.seq LIMIT ?
+            """
+        let arguments: StatementArguments = [id, after ?? 0] + filter.arguments + [pageSize + 1]
+        let page = try await database.read { db in
+            let rows = try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments)
+            let page = rows.prefix(pageSize)
+            let entries = page.map { row in
+                V1.MemoryHistoryEntry(
+                    action: V1.HistoryAction(protoValue: row[1]), oldContent: row[2], newContent: row[3],
+                    actorAgentId: row[4], version: UInt64(clamping: row[5] as Int64), atUnixMs: row[6])
+            }
+            let next: Int64? = rows.count > pageSize ? page.last.map { $0[0] } : nil
+            return HistoryPage(entries: entries, next: next)
+        }
+        if page.entries.isEmpty, after == nil { throw MemoryStoreError.notFound(id: id) }
+        return page
+    }
+
+    public func forgetUser(_ userId: String, in scope: ForgetScope) async throws -> UInt64 {
+        let filter: ScopeFilter
+        switch scope {
+        case .reachableBy(var access):
+            // The user is matched below, for both kinds of scope.
+            access.userId = ""
+            filter = ScopeFilter(alias: "x", access: access)
+        case .project(let org, let project, let env):
+            filter = ScopeFilter(alias: "x", org: org, project: project, env: env)
+        }
+        let arguments = filter.arguments + [userId]
+        // The same filter on `memories` and on `memory_history`, which share the scope columns.
+        let memories = "SELECT rowid FROM memories x WHERE \(filter.sql) AND x.user_id = ?"
+        let erased = try await database.write { db in
+            // Idempotency rows go too: right to erasure outranks retry protection, and a key may
+            // itself carry something of the user.
+            try db.execute(
+                sql: """
+                    DELETE FROM memory_idempotency WHERE memory_id IN
+                        (SELECT id FROM memories WHERE rowid IN (\(memories)))
+                    """,
+                arguments: arguments)
+            let count = try Self.deleteRows(db, whereSQL: "rowid IN (\(memories))", arguments)
+            try db.execute(
+                sql: "DELETE FROM memory_history WHERE seq IN (SELECT seq FROM memory_history x WHERE \(filter.sql) AND x.user_id = ?)",
+                arguments: arguments)
+            return count
+        }
+        return UInt64(erased)
+    }
+}
