@@ -1,0 +1,197 @@
+import Foundation
+import PlatosProto
+import PlatosRPC
+import Testing
+import ThreadsService
+
+@Suite("tasks: spawn_bgo", .timeLimit(.minutes(1)))
+struct TaskTests {
+    typealias H = ThreadsHarness
+
+    func spawn(_ h: H, _ threadId: String, target: String = H.bgo.slug, prompt: String = "research this")
+        async throws -> V1.Task
+    {
+        try await h.client(H.chat).call(
+            V1.TasksService.spawn, V1.SpawnTaskRequest(targetAgent: target, prompt: prompt, threadId: threadId))
+    }
+
+    func claim(_ h: H, _ agent: TestAgent = H.bgo, leaseMs: UInt32 = 0) async throws -> V1.Task? {
+        try await h.client(agent).call(V1.TasksService.claim, V1.ClaimTaskRequest(waitMs: 0, leaseMs: leaseMs)).task
+    }
+
+    @Test func spawnClaimCompletePostsTheResultAsTheWorkerForTheSpawnersUser() async throws {
+        let h = try H()
+        let thread = try await h.createThread(H.chat)
+        let spawned = try await spawn(h, thread.id)
+        #expect(spawned.state == .queued)
+        #expect(spawned.targetAgentId == H.bgo.id)
+        #expect(spawned.userId == H.chat.user)
+        #expect(spawned.clusterId == H.chat.cluster)
+
+        // The gateway gives a worker on a task its spawner's user; here the worker runs without.
+        let task = try #require(try await claim(h))
+        #expect(task.id == spawned.id)
+        #expect(task.state == .running)
+        #expect(!task.leaseId.isEmpty)
+
+        // A running task does not block the thread.
+        try await h.post(H.chat, thread.id, "still chatting")
+
+        let done = try await h.client(H.bgo).call(
+            V1.TasksService.complete, V1.CompleteTaskRequest(taskId: task.id, leaseId: task.leaseId, result: "found it"))
+        #expect(done.state == .succeeded)
+        #expect(done.result == "found it")
+
+        let messages = try await h.client(H.chat).call(V1.MessagesService.list, V1.ListMessagesRequest(threadId: thread.id))
+        let result = try #require(messages.messages.last)
+        #expect(result.id == done.resultMessageId)
+        #expect(result.content == "found it")
+        #expect(result.authorAgentId == H.bgo.id)
+        #expect(result.userId == H.chat.user)
+        #expect(result.taskId == task.id)
+        #expect(messages.messages.map(\.seq) == [1, 2])
+
+        let fetched = try await h.client(H.chat).call(V1.TasksService.get, V1.GetTaskRequest(taskId: task.id))
+        #expect(fetched.state == .succeeded)
+    }
+
+    @Test func spawnOutsideTheCallersClusterIsPermissionDenied() async throws {
+        let h = try H()
+        let thread = try await h.createThread(H.chat)
+        for target in [H.stranger.slug, H.stranger.id, H.loner.slug, H.chat.slug, "no-such-agent"] {
+            let error = await rpcError { _ = try await spawn(h, thread.id, target: target) }
+            #expect(error?.code == .permissionDenied, "target \(target)")
+        }
+        let lonerThread = try await h.createThread(H.loner)
+        let unclustered = await rpcError {
+            _ = try await h.client(H.loner).call(
+                V1.TasksService.spawn, V1.SpawnTaskRequest(targetAgent: H.drifter.slug, prompt: "p", threadId: lonerThread.id))
+        }
+        #expect(unclustered?.code == .permissionDenied)
+        // A target_agent_id set by a client is ignored: the directory decides.
+        let smuggled = await rpcError {
+            _ = try await h.client(H.chat).call(
+                V1.TasksService.spawn,
+                V1.SpawnTaskRequest(targetAgent: H.stranger.slug, prompt: "p", threadId: thread.id, targetAgentId: H.bgo.id))
+        }
+        #expect(smuggled?.code == .permissionDenied)
+    }
+
+    @Test func spawnIntoAnotherClustersThreadIsNotFound() async throws {
+        let h = try H()
+        let foreign = try await h.createThread(H.stranger)
+        let error = await rpcError { _ = try await spawn(h, foreign.id) }
+        #expect(error?.code == .notFound)
+        #expect(error?.message == "thread '\(foreign.id)' not found")
+    }
+
+    @Test func aWorkerThatDiesLosesItsTaskToTheNextClaimAndItsStaleLeaseIsRefused() async throws {
+        let h = try H()
+        let thread = try await h.createThread(H.chat)
+        let spawned = try await spawn(h, thread.id)
+        let first = try #require(try await claim(h, leaseMs: 1_000))
+        #expect(try await claim(h) == nil)  // leased: nobody else gets it
+
+        h.clock.advance(ms: 1_001)  // the first worker died; its lease runs out
+        let second = try #require(try await claim(h, leaseMs: 1_000))
+        #expect(second.id == spawned.id)
+        #expect(second.attempts == 2)
+        #expect(second.leaseId != first.leaseId)
+
+        let stale = await rpcError {
+            _ = try await h.client(H.bgo).call(
+                V1.TasksService.complete, V1.CompleteTaskRequest(taskId: first.id, leaseId: first.leaseId, result: "late"))
+        }
+        #expect(stale?.code == .failedPrecondition)
+        let staleBeat = await rpcError {
+            _ = try await h.client(H.bgo).call(
+                V1.TasksService.heartbeat, V1.TaskLeaseRequest(taskId: first.id, leaseId: first.leaseId))
+        }
+        #expect(staleBeat?.code == .failedPrecondition)
+
+        let beat = try await h.client(H.bgo).call(
+            V1.TasksService.heartbeat, V1.TaskLeaseRequest(taskId: second.id, leaseId: second.leaseId, leaseMs: 5_000))
+        #expect(beat.leaseExpiresAtUnixMs == h.clock.now + 5_000)
+        let done = try await h.client(H.bgo).call(
+            V1.TasksService.complete, V1.CompleteTaskRequest(taskId: second.id, leaseId: second.leaseId, result: "ok"))
+        #expect(done.state == .succeeded)
+        let messages = try await h.client(H.chat).call(V1.MessagesService.list, V1.ListMessagesRequest(threadId: thread.id))
+        #expect(messages.messages.map(\.content) == ["ok"])  // exactly one result, from the live lease
+    }
+
+    @Test func theReaperRequeuesLapsedLeasesAndExpiresTasksOutOfAttempts() async throws {
+        var policy = TaskLeasePolicy()
+        policy.maxAttempts = 2
+        let h = try H(lease: policy)
+        let thread = try await h.createThread(H.chat)
+        let spawned = try await spawn(h, thread.id)
+        for expected in [V1.TaskState.queued, .expired] {
+            _ = try #require(try await claim(h, leaseMs: 100))
+            h.clock.advance(ms: 101)
+            #expect(try await h.service.reapExpiredLeases() == 1)
+            let task = try await h.client(H.chat).call(V1.TasksService.get, V1.GetTaskRequest(taskId: spawned.id))
+            #expect(task.state == expected)
+        }
+        #expect(try await claim(h) == nil)
+    }
+
+    @Test func aLongPollingClaimIsWokenBySpawn() async throws {
+        let h = try H()
+        let thread = try await h.createThread(H.chat)
+        let worker = h.client(H.bgo)
+        async let claimed = worker.call(V1.TasksService.claim, V1.ClaimTaskRequest(waitMs: 30_000))
+        let spawned = try await spawn(h, thread.id)
+        let task = try #require(try await claimed.task)
+        #expect(task.id == spawned.id)
+    }
+
+    @Test func onlyTheSpawnerCancelsAndTheWorkerLearnsFromItsNextCall() async throws {
+        let h = try H()
+        let thread = try await h.createThread(H.chat)
+        let spawned = try await spawn(h, thread.id)
+        let task = try #require(try await claim(h))
+        let notSpawner = await rpcError {
+            _ = try await h.client(H.bgo).call(V1.TasksService.cancel, V1.CancelTaskRequest(taskId: spawned.id))
+        }
+        #expect(notSpawner?.code == .permissionDenied)
+        let cancelled = try await h.client(H.chat).call(V1.TasksService.cancel, V1.CancelTaskRequest(taskId: spawned.id))
+        #expect(cancelled.state == .cancelled)
+        let late = await rpcError {
+            _ = try await h.client(H.bgo).call(
+                V1.TasksService.complete, V1.CompleteTaskRequest(taskId: task.id, leaseId: task.leaseId, result: "x"))
+        }
+        #expect(late?.code == .failedPrecondition)
+    }
+
+    @Test func watchingATaskStreamsEachStateChangeAndEndsWhenItFinishes() async throws {
+        let h = try H()
+        let thread = try await h.createThread(H.chat)
+        let spawned = try await spawn(h, thread.id)
+        let stream = h.client(H.chat).stream(V1.TasksService.watch, V1.WatchTasksRequest(taskId: spawned.id))
+        var iterator = stream.makeAsyncIterator()
+        #expect(try await iterator.next()?.state == .queued)
+        let task = try #require(try await claim(h))
+        #expect(try await iterator.next()?.state == .running)
+        _ = try await h.client(H.bgo).call(
+            V1.TasksService.fail, V1.FailTaskRequest(taskId: task.id, leaseId: task.leaseId, error: "no luck"))
+        let failed = try await iterator.next()
+        #expect(failed?.state == .failed)
+        #expect(failed?.error == "no luck")
+        #expect(try await iterator.next() == nil)
+    }
+
+    @Test func listsTasksOfAThreadByState() async throws {
+        let h = try H()
+        let thread = try await h.createThread(H.chat)
+        _ = try await spawn(h, thread.id, prompt: "one")
+        _ = try await spawn(h, thread.id, prompt: "two")
+        _ = try #require(try await claim(h))
+        let queued = try await h.client(H.bgo).call(
+            V1.TasksService.list, V1.ListTasksRequest(threadId: thread.id, state: .queued))
+        #expect(queued.tasks.map(\.prompt) == ["two"])
+        let all = try await h.client(H.chat).call(V1.TasksService.list, V1.ListTasksRequest(threadId: thread.id))
+        #expect(all.tasks.count == 2)
+        let strangers = try await h.client(H.stranger).call(V1.TasksService.list, V1.ListTasksRequest())
+        #expect(strangers.tasks.isEmpty)
+    }
+}

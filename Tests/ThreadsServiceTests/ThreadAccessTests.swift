@@ -1,0 +1,190 @@
+import Foundation
+import PlatosProto
+import PlatosRPC
+import Testing
+import ThreadsService
+
+@Suite("threads: who sees what", .timeLimit(.minutes(1)))
+struct ThreadAccessTests {
+    typealias H = ThreadsHarness
+
+    @Test func membersOfOneClusterShareThreadsAndMessagesWithTheirOwnAuthorIds() async throws {
+        let h = try H()
+        let thread = try await h.createThread(H.chat)
+        #expect(thread.ownerKind == .cluster)
+        #expect(thread.ownerId == H.chat.cluster)
+        #expect(thread.userId == H.chat.user)
+        #expect(thread.createdByAgentId == H.chat.id)
+
+        let seenByBgo = try await h.client(H.bgo).call(V1.ThreadsService.get, V1.GetThreadRequest(threadId: thread.id))
+        #expect(seenByBgo.id == thread.id)
+
+        try await h.post(H.chat, thread.id, "hello from chat")
+        try await h.post(H.bgo, thread.id, "hello from bgo")
+        let listed = try await h.client(H.bgo).call(
+            V1.MessagesService.list, V1.ListMessagesRequest(threadId: thread.id))
+        #expect(listed.messages.map(\.authorAgentId) == [H.chat.id, H.bgo.id])
+        #expect(listed.messages.map(\.seq) == [1, 2])
+        #expect(listed.messages.map(\.userId) == [H.chat.user, H.bgo.user])
+
+        let byBgo = try await h.client(H.chat).call(
+            V1.MessagesService.list, V1.ListMessagesRequest(threadId: thread.id, authorAgentId: H.bgo.id))
+        #expect(byBgo.messages.map(\.content) == ["hello from bgo"])
+
+        let threads = try await h.client(H.bgo).call(V1.ThreadsService.list, V1.ListThreadsRequest())
+        #expect(threads.threads.map(\.id) == [thread.id])
+    }
+
+    @Test func anotherClustersMemberGetsTheAnswerARandomIdGets() async throws {
+        let h = try H()
+        let thread = try await h.createThread(H.chat)
+        try await h.post(H.chat, thread.id, "private to cluster one")
+        let task = try await h.client(H.chat).call(
+            V1.TasksService.spawn, V1.SpawnTaskRequest(targetAgent: H.bgo.slug, prompt: "dig", threadId: thread.id))
+        let stranger = h.client(H.stranger)
+
+        // Each call, once on the real id and once on a made-up one: the code and the text (with the
+        // id blanked) must not differ.
+        func sameAnswer(_ realId: String, _ call: @escaping (String) async throws -> Void) async {
+            let fakeId = "thr_doesnotexist000000000000"
+            let real = await rpcError { try await call(realId) }
+            let fake = await rpcError { try await call(fakeId) }
+            #expect(real?.code == .notFound)
+            #expect(fake?.code == .notFound)
+            #expect(
+                real?.message.replacingOccurrences(of: realId, with: "ID")
+                    == fake?.message.replacingOccurrences(of: fakeId, with: "ID"))
+        }
+        await sameAnswer(thread.id) { _ = try await stranger.call(V1.ThreadsService.get, V1.GetThreadRequest(threadId: $0)) }
+        await sameAnswer(thread.id) {
+            _ = try await stranger.call(V1.MessagesService.list, V1.ListMessagesRequest(threadId: $0))
+        }
+        await sameAnswer(thread.id) {
+            _ = try await stranger.call(V1.MessagesService.post, V1.PostMessageRequest(threadId: $0, content: "hi"))
+        }
+        await sameAnswer(thread.id) { id in
+            for try await _ in stranger.stream(V1.ThreadsService.watch, V1.WatchThreadRequest(threadId: id)) {}
+        }
+        await sameAnswer(task.id) { _ = try await stranger.call(V1.TasksService.get, V1.GetTaskRequest(taskId: $0)) }
+        await sameAnswer(thread.id) {
+            _ = try await stranger.call(V1.ThreadsService.delete, V1.DeleteThreadRequest(threadId: $0))
+        }
+
+        // Nothing the stranger did reached the thread.
+        let messages = try await h.client(H.chat).call(V1.MessagesService.list, V1.ListMessagesRequest(threadId: thread.id))
+        #expect(messages.messages.map(\.content) == ["private to cluster one"])
+        let strangersThreads = try await stranger.call(V1.ThreadsService.list, V1.ListThreadsRequest())
+        #expect(strangersThreads.threads.isEmpty)
+    }
+
+    @Test func aThreadOfAnUnclusteredAgentIsVisibleOnlyToThatAgent() async throws {
+        let h = try H()
+        let thread = try await h.createThread(H.loner)
+        #expect(thread.ownerKind == .agent)
+        #expect(thread.ownerId == H.loner.id)
+        _ = try await h.client(H.loner).call(V1.ThreadsService.get, V1.GetThreadRequest(threadId: thread.id))
+        for other in [H.drifter, H.chat, H.stranger] {
+            let error = await rpcError {
+                _ = try await h.client(other).call(V1.ThreadsService.get, V1.GetThreadRequest(threadId: thread.id))
+            }
+            #expect(error?.code == .notFound)
+        }
+    }
+
+    @Test func aCallWithoutTheGatewaysSignatureIsUnauthenticated() async throws {
+        let h = try H()
+        let thread = try await h.createThread(H.chat)
+        let unsigned = await rpcError {
+            _ = try await h.unsignedClient().call(V1.ThreadsService.get, V1.GetThreadRequest(threadId: thread.id))
+        }
+        #expect(unsigned?.code == .unauthenticated)
+
+        let forger = RPCClient(
+            transport: SignedPrincipalTransport(
+                inner: InProcessTransport(router: h.router),
+                signer: try .init(secret: Array("not the secret, but long enough to be one".utf8)),
+                principal: H.chat.principal(H.scope)))
+        let forged = await rpcError {
+            _ = try await forger.call(V1.MessagesService.post, V1.PostMessageRequest(threadId: thread.id, content: "x"))
+        }
+        #expect(forged?.code == .unauthenticated)
+    }
+
+    @Test func oversizedFieldsAreInvalidArgumentsNamingTheField() async throws {
+        let h = try H()
+        let client = h.client(H.chat)
+        let title = await rpcError {
+            _ = try await client.call(V1.ThreadsService.create, V1.CreateThreadRequest(title: String(repeating: "t", count: 513)))
+        }
+        #expect(title?.code == .invalidArgument)
+        #expect(title?.message.hasPrefix("title") == true)
+        let thread = try await h.createThread(H.chat)
+        let content = await rpcError {
+            _ = try await client.call(
+                V1.MessagesService.post,
+                V1.PostMessageRequest(threadId: thread.id, content: String(repeating: "c", count: 64 * 1024 + 1)))
+        }
+        #expect(content?.code == .invalidArgument)
+        #expect(content?.message.hasPrefix("content") == true)
+        let metadata = await rpcError {
+            _ = try await client.call(
+                V1.ThreadsService.create, V1.CreateThreadRequest(metadata: ["k": String(repeating: "m", count: 16 * 1024)]))
+        }
+        #expect(metadata?.message.hasPrefix("metadata") == true)
+    }
+
+    @Test func listsPageWithTokensAndFilterOnMetadata() async throws {
+        let h = try H()
+        let client = h.client(H.chat)
+        var created: Set<String> = []
+        for i in 0..<5 {
+            h.clock.advance(ms: 1)
+            let thread = try await client.call(
+                V1.ThreadsService.create,
+                V1.CreateThreadRequest(title: "t\(i)", metadata: ["kind": i.isMultiple(of: 2) ? "even" : "odd"]))
+            created.insert(thread.id)
+        }
+        var seen: [String] = []
+        var token = ""
+        repeat {
+            let page = try await client.call(
+                V1.ThreadsService.list, V1.ListThreadsRequest(page: V1.PageRequest(pageSize: 2, pageToken: token)))
+            #expect(page.threads.count <= 2)
+            seen += page.threads.map(\.id)
+            token = page.nextPageToken
+        } while !token.isEmpty
+        #expect(seen.count == 5)
+        #expect(Set(seen) == created)
+
+        let odd = try await client.call(V1.ThreadsService.list, V1.ListThreadsRequest(metadataFilter: ["kind": "odd"]))
+        #expect(odd.threads.map(\.title).sorted() == ["t1", "t3"])
+    }
+
+    @Test func aRepeatedIdempotencyKeyReturnsTheFirstMessage() async throws {
+        let h = try H()
+        let thread = try await h.createThread(H.chat)
+        let request = V1.PostMessageRequest(threadId: thread.id, content: "once", idempotencyKey: "k1")
+        let first = try await h.client(H.chat).call(V1.MessagesService.post, request)
+        let again = try await h.client(H.chat).call(V1.MessagesService.post, request)
+        #expect(again.id == first.id)
+        #expect(again.seq == first.seq)
+        let next = try await h.post(H.chat, thread.id, "twice")
+        #expect(next.seq == first.seq + 1)
+    }
+
+    @Test func updateAndDeleteAThread() async throws {
+        let h = try H()
+        let thread = try await h.createThread(H.chat)
+        let updated = try await h.client(H.bgo).call(
+            V1.ThreadsService.update,
+            V1.UpdateThreadRequest(threadId: thread.id, title: V1.StringValue(value: "renamed"), metadata: ["a": "1"]))
+        #expect(updated.title == "renamed")
+        #expect(updated.metadata == ["a": "1"])
+        let deleted = try await h.client(H.chat).call(V1.ThreadsService.delete, V1.DeleteThreadRequest(threadId: thread.id))
+        #expect(deleted.deleted)
+        let gone = await rpcError {
+            _ = try await h.client(H.chat).call(V1.ThreadsService.get, V1.GetThreadRequest(threadId: thread.id))
+        }
+        #expect(gone?.code == .notFound)
+    }
+}
