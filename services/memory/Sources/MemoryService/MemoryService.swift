@@ -1,1 +1,0 @@
-/// The memory service library (in progress).
