@@ -35,6 +35,28 @@ import Testing
         #expect(reused?.code == .failedPrecondition)
     }
 
+    @Test func aRetryAfterTheMemoryWasDeletedDoesNotResurrectIt() async throws {
+        let item = try await chat.write("short-lived", key: "k-1")
+        _ = try await chat.rpc.call(V1.MemoryService.delete, V1.DeleteMemoryRequest(memoryId: item.id))
+        let retry = await rpcError { try await chat.write("short-lived", key: "k-1") }
+        #expect(retry?.code == .failedPrecondition)
+        #expect(try await chat.recall("short lived").isEmpty)
+    }
+
+    @Test func aHistoryTokenIsNotAListToken() async throws {
+        let item = try await chat.write("one")
+        _ = try await chat.rpc.call(
+            V1.MemoryService.update, V1.UpdateMemoryRequest(memoryId: item.id, content: V1.StringValue(value: "two")))
+        let page = try await chat.rpc.call(
+            V1.MemoryService.history, V1.MemoryHistoryRequest(memoryId: item.id, page: V1.PageRequest(pageSize: 1)))
+        #expect(!page.nextPageToken.isEmpty)
+        let misuse = await rpcError {
+            try await chat.rpc.call(
+                V1.MemoryService.list, V1.ListMemoriesRequest(page: V1.PageRequest(pageToken: page.nextPageToken)))
+        }
+        #expect(misuse?.code == .invalidArgument)
+    }
+
     @Test func concurrentRetriesOfOneWriteStoreOneMemory() async throws {
         let chat = self.chat
         let ids = try await withThrowingTaskGroup(of: String.self) { group in

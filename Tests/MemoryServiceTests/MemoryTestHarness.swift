@@ -16,12 +16,10 @@ struct MemoryHarness: Sendable {
     let signer: PrincipalSigner
     let clock: TestClock
     let store: SQLiteMemoryStore
-    let directory: String
+    let directory = TemporaryDirectory()
 
     init() throws {
-        directory = FileManager.default.temporaryDirectory
-            .appendingPathComponent("platos-memory-tests-\(UUID().uuidString)").path
-        store = try SQLiteMemoryStore.open(path: "\(directory)/memory.sqlite")
+        store = try SQLiteMemoryStore.open(path: "\(directory.path)/memory.sqlite")
         clock = TestClock(1_700_000_000_000)
         signer = try PrincipalSigner(secret: Self.secret)
         let clock = self.clock
@@ -74,6 +72,14 @@ struct MemoryClient: Sendable {
     func get(_ id: String) async throws -> V1.MemoryItem {
         try await rpc.call(V1.MemoryService.get, V1.GetMemoryRequest(memoryId: id))
     }
+}
+
+/// A directory removed when the last harness holding it goes away.
+final class TemporaryDirectory: Sendable {
+    let path = FileManager.default.temporaryDirectory
+        .appendingPathComponent("platos-memory-tests-\(UUID().uuidString)").path
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
 }
 
 /// Unix milliseconds under the test's control.
