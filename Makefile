@@ -7,7 +7,7 @@ SWIFT ?= swift
 # CI and `make test` build tests in debug; benchmarks always build release.
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: help deps build dev test proto proto-check compose-check leaks bench-codec bench-rpc
+.PHONY: help deps build dev test proto proto-check leaks bench-codec bench-rpc bench-registry bench-memory bench-threads
 
 help:
 	@echo "make dev          install system packages, build, start the stack"
@@ -62,3 +62,17 @@ bench-codec: deps
 # Platos RPC vs grpc-swift-2 vs a bare SwiftNIO echo, unary 64-byte ping over loopback (release).
 bench-rpc: deps
 	scripts/bench-rpc.sh
+
+# auth.resolve calls/s and p99 with 64 callers against the real platos-registry (release).
+bench-registry: deps
+	$(SWIFT) build -c release --product platos-registry
+	$(SWIFT) build -c release --product platos-bench-registry
+	.build/release/platos-bench-registry
+
+# Recall latency flatness 10k → 1M memories, recalls/s, acknowledged writes/s (release).
+bench-memory: deps
+	scripts/bench-memory.sh
+
+# messages.post/s, messages.list p99, spawn→claim→complete round trips/s (release).
+bench-threads: deps
+	scripts/bench-threads.sh

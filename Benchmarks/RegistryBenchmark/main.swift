@@ -1,1 +1,122 @@
-print("not written yet")
+// platos-bench-registry: `auth.resolve` calls/s and latency with 64 concurrent callers, against
+// the real `platos-registry` executable (release) over loopback. `make bench-registry`.
+import Foundation
+import Histogram
+import NIOConcurrencyHelpers
+import PlatosAuth
+import PlatosProto
+import PlatosRPC
+
+let seconds = Double(ProcessInfo.processInfo.environment["BENCH_SECONDS"] ?? "") ?? 5
+let callers = 64
+let binDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("platos-bench-registry-\(UUID().uuidString)").path
+
+// Start the registry and read its port from the READY line.
+let registry = Process()
+registry.executableURL = binDir.appendingPathComponent("platos-registry")
+registry.arguments = ["--port", "0", "--data-dir", dataDir, "--log-level", "warning"]
+let pipe = Pipe()
+registry.standardOutput = pipe
+try registry.run()
+func readyPort() -> Int {
+    var buffer = ""
+    while true {
+        let data = pipe.fileHandleForReading.availableData
+        guard !data.isEmpty else { fatalError("platos-registry exited before it was ready") }
+        buffer += String(decoding: data, as: UTF8.self)
+        if let line = buffer.split(separator: "\n").first(where: { $0.hasPrefix("READY") }),
+            let p = line.split(separator: ":").last.flatMap({ Int($0) })
+        {
+            return p
+        }
+    }
+}
+let port = readyPort()
+defer { registry.terminate() }
+
+let secret = try String(contentsOfFile: "\(dataDir)/internal.secret", encoding: .utf8)
+let signer = try PrincipalSigner(secret: Array(secret.trimmingCharacters(in: .whitespacesAndNewlines).utf8))
+func client(_ principal: V1.Principal, connections: Int = 1) -> RPCClient {
+    var configuration = RPCClientConfiguration()
+    configuration.connections = connections
+    let pool = RPCConnectionPool(host: "127.0.0.1", port: port, configuration: configuration)
+    return RPCClient(transport: Stamping(inner: pool, signer: signer, principal: principal))
+}
+
+struct Stamping: RPCTransport {
+    let inner: any RPCTransport
+    let signer: PrincipalSigner
+    let principal: V1.Principal
+    func unary(method: RPCMethodDescriptor, payload: [UInt8], metadata: Metadata, deadline: ContinuousClock.Instant?)
+        async throws -> [UInt8]
+    {
+        var m = metadata
+        for e in try signer.stamp(principal, method: method.name) { m[e.key] = e.value }
+        return try await inner.unary(method: method, payload: payload, metadata: m, deadline: deadline)
+    }
+    func serverStreaming(method: RPCMethodDescriptor, payload: [UInt8], metadata: Metadata, deadline: ContinuousClock.Instant?)
+        -> AsyncThrowingStream<[UInt8], any Error>
+    {
+        inner.serverStreaming(method: method, payload: payload, metadata: metadata, deadline: deadline)
+    }
+}
+
+// 64 agents in 32 clusters, one token each.
+let scope = V1.Scope(org: "bench", project: "registry", env: "prod")
+func seed() async throws -> (agents: [String], secrets: [String]) {
+    let admin = client(V1.Principal(scope: scope, role: .admin))
+    var agents: [String] = []
+    var secrets: [String] = []
+    for i in 0..<callers {
+        agents.append(try await admin.call(V1.AgentsService.create, V1.CreateAgentRequest(slug: "agent-\(i)", name: "Agent \(i)")).id)
+    }
+    for i in stride(from: 0, to: callers, by: 2) {
+        _ = try await admin.call(V1.ClustersService.create, V1.CreateClusterRequest(name: "C\(i)", slug: "c\(i)", agentIds: [agents[i], agents[i + 1]]))
+    }
+    for agent in agents {
+        secrets.append(try await admin.call(V1.TokensService.issue, V1.IssueTokenRequest(role: .agent, agentId: agent)).secret)
+    }
+    return (agents, secrets)
+}
+let (agents, secrets) = try await seed()
+
+let gateway = client(ServicePrincipal.gateway, connections: 2)
+let histogram = NIOLockedValueBox(Histogram<UInt64>(highestTrackableValue: 10_000_000, numberOfSignificantValueDigits: .three))
+let stop = NIOLockedValueBox(false)
+func runLoad(for duration: Double, record: Bool) async throws -> Int {
+    stop.withLockedValue { $0 = false }
+    return try await withThrowingTaskGroup(of: Int.self) { group in
+        for i in 0..<callers {
+            group.addTask {
+                var local = Histogram<UInt64>(highestTrackableValue: 10_000_000, numberOfSignificantValueDigits: .three)
+                var n = 0
+                let request = V1.ResolveTokenRequest(secret: secrets[i])
+                while !stop.withLockedValue({ $0 }) {
+                    let started = ContinuousClock.now
+                    let response = try await gateway.call(V1.AuthService.resolve, request)
+                    precondition(response.principal?.agentId == agents[i])
+                    let elapsed = ContinuousClock.now - started
+                    _ = local.record(UInt64(elapsed.components.attoseconds / 1_000_000_000 + elapsed.components.seconds * 1_000_000_000) / 1000)
+                    n += 1
+                }
+                if record { histogram.withLockedValue { $0.add(local) } }
+                return n
+            }
+        }
+        try await Task.sleep(for: .milliseconds(Int(duration * 1000)))
+        stop.withLockedValue { $0 = true }
+        return try await group.reduce(0, +)
+    }
+}
+
+_ = try await runLoad(for: 1, record: false)  // warm-up
+let total = try await runLoad(for: seconds, record: true)
+let perSecond = Double(total) / seconds
+let (p50, p99) = histogram.withLockedValue { (Double($0.valueAtPercentile(50)) / 1000, Double($0.valueAtPercentile(99)) / 1000) }
+print(String(format: "auth.resolve, %d callers, %.0f s: %.0f calls/s  p50 %.3f ms  p99 %.3f ms", callers, seconds, perSecond, p50, p99))
+print(String(format: "RESULT auth_resolve_per_s %.0f", perSecond))
+print(String(format: "RESULT auth_resolve_p99_ms %.3f", p99))
+registry.terminate()
+registry.waitUntilExit()
+try? FileManager.default.removeItem(atPath: dataDir)

@@ -77,16 +77,15 @@ public final class RPCConnection: Sendable {
 
     // MARK: Calls
 
-    private func register(_ pending: Pending) -> Result<UInt64, RPCError> {
+    /// Records a waiting call, or says why the connection cannot take it.
+    private func register(_ id: UInt64, _ pending: Pending) -> RPCError? {
         state.withLockedValue { state in
-            if let reason = state.closedReason { return .failure(reason) }
+            if let reason = state.closedReason { return reason }
             if state.goingAway {
-                return .failure(RPCError(.unavailable, "\(endpoint) is going away; retry on a new connection"))
+                return RPCError(.unavailable, "\(endpoint) is going away; retry on a new connection")
             }
-            let id = state.nextCallId
-            state.nextCallId += 1
             state.pending[id] = pending
-            return .success(id)
+            return nil
         }
     }
 
@@ -126,15 +125,18 @@ public final class RPCConnection: Sendable {
     public func unary(
         method: String, payload: [UInt8], metadata: Metadata, deadline: ContinuousClock.Instant?
     ) async throws -> [UInt8] {
-        let idBox = NIOLockedValueBox<UInt64?>(nil)
+        // The id is reserved before the continuation exists, so cancellation can name the call
+        // without a per-call lock box.
+        let id = state.withLockedValue { state -> UInt64 in
+            defer { state.nextCallId += 1 }
+            return state.nextCallId
+        }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[UInt8], any Error>) in
-                let id: UInt64
-                switch register(.unary(continuation, nil)) {
-                case .failure(let error): continuation.resume(throwing: error); return
-                case .success(let registered): id = registered
+                if let error = register(id, .unary(continuation, nil)) {
+                    continuation.resume(throwing: error)
+                    return
                 }
-                idBox.withLockedValue { $0 = id }
                 let bytes: ByteBuffer
                 do {
                     bytes = try requestFrame(id, method, payload, metadata, deadline)
@@ -147,9 +149,7 @@ public final class RPCConnection: Sendable {
                 if Task.isCancelled { fail(id, RPCError(.cancelled, "the call was cancelled"), cancelOnServer: true) }
             }
         } onCancel: {
-            if let id = idBox.withLockedValue({ $0 }) {
-                fail(id, RPCError(.cancelled, "the call was cancelled"), cancelOnServer: true)
-            }
+            fail(id, RPCError(.cancelled, "the call was cancelled"), cancelOnServer: true)
         }
     }
 
@@ -157,12 +157,13 @@ public final class RPCConnection: Sendable {
         method: String, payload: [UInt8], metadata: Metadata, deadline: ContinuousClock.Instant?
     ) -> AsyncThrowingStream<[UInt8], any Error> {
         let (stream, continuation) = AsyncThrowingStream<[UInt8], any Error>.makeStream()
-        let id: UInt64
-        switch register(.stream(continuation, nil)) {
-        case .failure(let error):
+        let id = state.withLockedValue { state -> UInt64 in
+            defer { state.nextCallId += 1 }
+            return state.nextCallId
+        }
+        if let error = register(id, .stream(continuation, nil)) {
             continuation.finish(throwing: error)
             return stream
-        case .success(let registered): id = registered
         }
         continuation.onTermination = { [self] termination in
             if case .cancelled = termination {

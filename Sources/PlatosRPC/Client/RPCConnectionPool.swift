@@ -1,4 +1,5 @@
 import NIOConcurrencyHelpers
+import Synchronization
 import NIOCore
 import NIOPosix
 import PlatosProto
@@ -20,7 +21,7 @@ public final class RPCConnectionPool: RPCTransport {
     public let configuration: RPCClientConfiguration
     private let group: any EventLoopGroup
     private let slots: NIOLockedValueBox<[Slot]>
-    private let nextSlot = NIOLockedValueBox(0)
+    private let nextSlot = Atomic<Int>(0)
 
     public init(
         host: String, port: Int, configuration: RPCClientConfiguration = .init(),
@@ -36,10 +37,8 @@ public final class RPCConnectionPool: RPCTransport {
 
     /// A usable connection, connecting or reconnecting as needed.
     public func connection() async throws -> RPCConnection {
-        let index = nextSlot.withLockedValue { i -> Int in
-            defer { i &+= 1 }
-            return i % configuration.connections.clamped(min: 1)
-        }
+        let count = configuration.connections.clamped(min: 1)
+        let index = count == 1 ? 0 : nextSlot.add(1, ordering: .relaxed).oldValue % count
         enum Next {
             case use(RPCConnection)
             case wait(EventLoopFuture<RPCConnection>)

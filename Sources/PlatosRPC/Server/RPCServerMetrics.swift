@@ -1,5 +1,6 @@
 import CoreMetrics
 import NIOConcurrencyHelpers
+import Synchronization
 
 /// The server's swift-metrics instruments. Dimensioned counters are created once per
 /// (method, code) and cached, so the per-call cost is a dictionary lookup, not a factory call.
@@ -7,13 +8,15 @@ final class RPCServerMetrics: Sendable {
     private let label: String
     private let inFlight: Gauge
     private let connections: Gauge
-    private let counts = NIOLockedValueBox(Counts())
-    private let instruments = NIOLockedValueBox([String: (calls: Counter, latency: Timer)]())
+    private let inFlightCount = Atomic<Int>(0)
+    private let connectionCount = Atomic<Int>(0)
+    private let instruments = NIOLockedValueBox([InstrumentKey: (calls: Counter, latency: Timer)]())
     private let errorCounters = NIOLockedValueBox([String: Counter]())
 
-    private struct Counts {
-        var inFlight = 0
-        var connections = 0
+    /// Per-call lookups use this instead of a formatted string: no allocation on the hot path.
+    private struct InstrumentKey: Hashable {
+        let method: String
+        let code: Int32
     }
 
     init(server: String) {
@@ -23,22 +26,22 @@ final class RPCServerMetrics: Sendable {
     }
 
     func connectionOpened() {
-        connections.record(counts.withLockedValue { $0.connections += 1; return $0.connections })
+        connections.record(connectionCount.add(1, ordering: .relaxed).newValue)
     }
 
     func connectionClosed() {
-        connections.record(counts.withLockedValue { $0.connections -= 1; return $0.connections })
+        connections.record(connectionCount.subtract(1, ordering: .relaxed).newValue)
     }
 
-    var openConnections: Int { counts.withLockedValue { $0.connections } }
+    var openConnections: Int { connectionCount.load(ordering: .relaxed) }
 
     func callStarted() {
-        inFlight.record(counts.withLockedValue { $0.inFlight += 1; return $0.inFlight })
+        inFlight.record(inFlightCount.add(1, ordering: .relaxed).newValue)
     }
 
     func callFinished(_ method: String, _ code: RPCError.Code, _ elapsed: Duration) {
-        inFlight.record(counts.withLockedValue { $0.inFlight -= 1; return $0.inFlight })
-        let key = "\(method)|\(code)"
+        inFlight.record(inFlightCount.subtract(1, ordering: .relaxed).newValue)
+        let key = InstrumentKey(method: method, code: code.wire.protoValue)
         let pair = instruments.withLockedValue { cache in
             if let existing = cache[key] { return existing }
             let made = (
@@ -54,7 +57,7 @@ final class RPCServerMetrics: Sendable {
 
     func callsAbandoned(_ n: Int) {
         guard n > 0 else { return }
-        inFlight.record(counts.withLockedValue { $0.inFlight -= n; return $0.inFlight })
+        inFlight.record(inFlightCount.subtract(n, ordering: .relaxed).newValue)
     }
 
     func callRejected(_ method: String, _ code: RPCError.Code) { error("rejected", code) }

@@ -42,7 +42,7 @@ extension SQLiteRegistryStore {
             // Published like a membership change, so gateways drop the token from their caches.
             return (info, try Self.revocationEvent(db, scope, tokenId: id))
         }
-        if let event { feed.publish([event]) }
+        if let event { committed([event]) }
         return info
     }
 
@@ -72,7 +72,31 @@ extension SQLiteRegistryStore {
         let invalid = RPCError(.unauthenticated, "invalid, expired or revoked token")
         guard let tokenId = TokenSecret.tokenId(in: secret) else { throw invalid }
         let hash = TokenSecret.hash(secret)
-        return try await database.read { db in
+        let entry: ResolveCache.Entry
+        if let cached = resolveCache.entry(tokenId) {
+            entry = cached
+        } else {
+            let generation = resolveCache.generation
+            guard let loaded = try await loadResolveEntry(tokenId) else { throw invalid }
+            resolveCache.store(loaded, for: tokenId, readAt: generation)
+            entry = loaded
+        }
+        // Constant time: the comparison must not tell an attacker how much of a guess was right.
+        guard entry.secretHash.count == hash.count,
+            zip(entry.secretHash, hash).reduce(0, { $0 | ($1.0 ^ $1.1) }) == 0
+        else { throw invalid }
+        let info = entry.token
+        let now = RegistryRows.nowMs()
+        guard info.revokedAtUnixMs == 0, info.expiresAtUnixMs == 0 || info.expiresAtUnixMs > now else { throw invalid }
+        if info.role == .agent, !entry.agentExists { throw invalid }
+        let principal = V1.Principal(
+            scope: info.scope, agentId: info.agentId, clusterId: entry.clusterId, userId: info.boundUserId,
+            role: info.role, membershipVersion: entry.membershipVersion)
+        return V1.ResolveTokenResponse(principal: principal, tokenId: info.id, expiresAtUnixMs: info.expiresAtUnixMs)
+    }
+
+    private func loadResolveEntry(_ tokenId: String) async throws -> ResolveCache.Entry? {
+        try await database.read { db in
             guard
                 let row = try Row.fetchOne(
                     db,
@@ -84,19 +108,11 @@ extension SQLiteRegistryStore {
                         WHERE token.id = ?
                         """,
                     arguments: [tokenId])
-            else { throw invalid }
-            let stored: Data = row["secret_hash"]
-            // Constant time: the comparison must not tell an attacker how much of a guess was right.
-            guard stored.count == hash.count, zip(stored, hash).reduce(0, { $0 | ($1.0 ^ $1.1) }) == 0 else { throw invalid }
-            let info = RegistryRows.token(row)
-            let now = RegistryRows.nowMs()
-            guard info.revokedAtUnixMs == 0, info.expiresAtUnixMs == 0 || info.expiresAtUnixMs > now else { throw invalid }
-            if info.role == .agent, (row["live_agent"] as String?) == nil { throw invalid }
+            else { return nil }
             let version = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(version), 0) FROM membership_event") ?? 0
-            let principal = V1.Principal(
-                scope: info.scope, agentId: info.agentId, clusterId: row["cluster_id"] ?? "",
-                userId: info.boundUserId, role: info.role, membershipVersion: UInt64(version))
-            return V1.ResolveTokenResponse(principal: principal, tokenId: info.id, expiresAtUnixMs: info.expiresAtUnixMs)
+            return ResolveCache.Entry(
+                secretHash: row["secret_hash"], token: RegistryRows.token(row), clusterId: row["cluster_id"] ?? "",
+                agentExists: (row["live_agent"] as String?) != nil, membershipVersion: UInt64(version))
         }
     }
 }

@@ -9,10 +9,19 @@ import PlatosStorage
 final class SQLiteRegistryStore: RegistryStore {
     let database: ServiceDatabase
     let feed: MembershipFeed
+    let resolveCache = ResolveCache()
 
     init(database: ServiceDatabase, feed: MembershipFeed) {
         self.database = database
         self.feed = feed
+    }
+
+    /// After a commit that changed memberships or tokens: drop cached resolutions, then tell the
+    /// watchers. In that order, so a gateway that reacts to the event resolves afresh.
+    func committed(_ events: [V1.MembershipEvent]) {
+        guard !events.isEmpty else { return }
+        resolveCache.invalidateAll()
+        feed.publish(events)
     }
 
     // MARK: Agents
@@ -122,7 +131,7 @@ final class SQLiteRegistryStore: RegistryStore {
                 arguments: [id, scope.org, scope.project, scope.env])
             return events
         }
-        feed.publish(events)
+        committed(events)
     }
 
     // MARK: Clusters
@@ -161,7 +170,7 @@ final class SQLiteRegistryStore: RegistryStore {
             try Self.rememberIdempotent(db, scope, "clusters.create", request.idempotencyKey, id)
             return (try Self.cluster(db, id, scope), events)
         }
-        feed.publish(events)
+        committed(events)
         return cluster
     }
 
@@ -251,7 +260,7 @@ final class SQLiteRegistryStore: RegistryStore {
             try db.execute(sql: "DELETE FROM cluster WHERE id = ?", arguments: [id])
             return events
         }
-        feed.publish(events)
+        committed(events)
         return try await currentVersion()
     }
 
@@ -280,7 +289,7 @@ final class SQLiteRegistryStore: RegistryStore {
             return (after, event)
         }
         guard let event else { return (cluster, try await currentVersion()) }
-        feed.publish([event])
+        committed([event])
         return (cluster, event.version)
     }
 

@@ -1,0 +1,69 @@
+import Foundation
+import PlatosAuth
+import PlatosProto
+import PlatosRPC
+import Testing
+
+/// The real `platos-registry` executable, over TCP.
+@Suite(.serialized) struct RegistryEndToEndTests {
+    static let scope = V1.Scope(org: "acme", project: "wally", env: "prod")
+
+    @Test func servesOverTCPAndKeepsEverythingAcrossARestart() async throws {
+        let dataDir = ServiceProcess.temporaryDataDirectory()
+        var registry = try await ServiceProcess("registry", dataDir: dataDir)
+        let signer = try TestSigner(dataDir: dataDir)
+        var admin = signer.client(port: registry.port, principal: V1.Principal(scope: Self.scope, role: .admin))
+
+        let chat = try await admin.call(V1.AgentsService.create, V1.CreateAgentRequest(slug: "wally-chat", name: "Wally Chat"))
+        let bgo = try await admin.call(V1.AgentsService.create, V1.CreateAgentRequest(slug: "wally-bgo", name: "Wally BGO"))
+        let wally = try await admin.call(
+            V1.ClustersService.create, V1.CreateClusterRequest(name: "Wally", slug: "wally", agentIds: [chat.id, bgo.id]))
+        let token = try await admin.call(V1.TokensService.issue, V1.IssueTokenRequest(role: .agent, agentId: chat.id))
+
+        // Straight to the port without the gateway's signature: nothing.
+        let direct = RPCClient(transport: RPCConnectionPool(host: "127.0.0.1", port: registry.port))
+        do {
+            _ = try await direct.call(V1.AgentsService.get, V1.GetAgentRequest(agentId: chat.id))
+            Issue.record("an unsigned call was served")
+        } catch let error as RPCError {
+            #expect(error.code == .unauthenticated)
+        }
+        // health.check needs no principal, for orchestrators.
+        #expect(try await direct.call(V1.HealthService.check, V1.HealthCheckRequest()).status == .serving)
+
+        #expect(await registry.stop() == 0)
+
+        // Same data directory, new process: everything is still there.
+        registry = try await ServiceProcess("registry", dataDir: dataDir)
+        admin = signer.client(port: registry.port, principal: V1.Principal(scope: Self.scope, role: .admin))
+        let reread = try await admin.call(V1.ClustersService.get, V1.GetClusterRequest(clusterId: wally.id))
+        #expect(Set(reread.agentIds) == [chat.id, bgo.id])
+        let gateway = signer.client(port: registry.port, principal: ServicePrincipal.gateway)
+        let resolved = try await gateway.call(V1.AuthService.resolve, V1.ResolveTokenRequest(secret: token.secret))
+        #expect(resolved.principal?.agentId == chat.id)
+        #expect(resolved.principal?.clusterId == wally.id)
+        #expect(await registry.stop() == 0)
+    }
+
+    @Test func theBootstrapCommandIssuesAWorkingAdminToken() async throws {
+        let dataDir = ServiceProcess.temporaryDataDirectory()
+        let bootstrap = Process()
+        bootstrap.executableURL = ServiceProcess.binDirectory.appendingPathComponent("platos-registry")
+        bootstrap.arguments = ["issue-admin-token", "--org", "acme", "--project", "wally", "--env", "prod", "--data-dir", dataDir]
+        let output = Pipe()
+        bootstrap.standardOutput = output
+        try bootstrap.run()
+        let secret = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        bootstrap.waitUntilExit()
+        #expect(bootstrap.terminationStatus == 0)
+        #expect(secret.hasPrefix("pt_tok_"))
+
+        let registry = try await ServiceProcess("registry", dataDir: dataDir)
+        let gateway = try TestSigner(dataDir: dataDir).client(port: registry.port, principal: ServicePrincipal.gateway)
+        let resolved = try await gateway.call(V1.AuthService.resolve, V1.ResolveTokenRequest(secret: secret))
+        #expect(resolved.principal?.role == .admin)
+        #expect(resolved.principal?.scope == Self.scope)
+        #expect(await registry.stop() == 0)
+    }
+}
