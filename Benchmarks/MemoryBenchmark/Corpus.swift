@@ -19,7 +19,9 @@ struct SplitMix64: RandomNumberGenerator {
 /// real notes. Queries are drawn from the same distribution, common words included.
 enum Corpus {
     static let vocabulary: [String] = {
-        let onsets = ["b", "c", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w", "br", "st", "tr", "pl"]
+        let onsets = [
+            "b", "c", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w", "br", "st", "tr", "pl",
+        ]
         let vowels = ["a", "e", "i", "o", "u", "ai", "ou", "ea"]
         let codas = ["", "n", "r", "s", "t", "l", "nd", "ck"]
         var words: [String] = []
@@ -63,11 +65,13 @@ enum Corpus {
     }
 
     static func writer(_ i: Int) -> V1.Principal {
-        V1.Principal(scope: project, agentId: "agent-\(i)-a", clusterId: "cluster-\(i)", userId: "user-\(i)", role: .agent)
+        V1.Principal(
+            scope: project, agentId: "agent-\(i)-a", clusterId: "cluster-\(i)", userId: "user-\(i)", role: .agent)
     }
 
     static func reader(_ i: Int) -> V1.Principal {
-        V1.Principal(scope: project, agentId: "agent-\(i)-b", clusterId: "cluster-\(i)", userId: "user-\(i)", role: .agent)
+        V1.Principal(
+            scope: project, agentId: "agent-\(i)-b", clusterId: "cluster-\(i)", userId: "user-\(i)", role: .agent)
     }
 
     /// Memory `n` of scope `i`, dated within the last 90 days so that recency matters.

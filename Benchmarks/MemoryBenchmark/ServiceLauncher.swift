@@ -22,7 +22,9 @@ final class ServiceLauncher: @unchecked Sendable {
         let output = self.output
         pipe.fileHandleForReading.readabilityHandler = { handle in
             let data = handle.availableData
-            if data.isEmpty { handle.readabilityHandler = nil } else {
+            if data.isEmpty {
+                handle.readabilityHandler = nil
+            } else {
                 output.withLockedValue { $0 += String(decoding: data, as: UTF8.self) }
             }
         }

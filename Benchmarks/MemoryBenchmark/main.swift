@@ -96,7 +96,8 @@ func measureRecall(_ options: Options, scopes: Int, label: String) async throws 
     defer { service.stop() }
     var configuration = RPCClientConfiguration()
     configuration.connections = 4
-    let caller = SigningCaller(pool: RPCConnectionPool(host: "127.0.0.1", port: service.port, configuration: configuration), signer: signer)
+    let caller = SigningCaller(
+        pool: RPCConnectionPool(host: "127.0.0.1", port: service.port, configuration: configuration), signer: signer)
     let found = try await caller.call(
         V1.MemoryService.recall, V1.RecallRequest(query: Corpus.vocabulary[0], limit: 10), as: Corpus.reader(0))
     guard !found.items.isEmpty else { throw BenchmarkError("a recall of the most common word found nothing") }
@@ -106,7 +107,8 @@ func measureRecall(_ options: Options, scopes: Int, label: String) async throws 
         _ = try await caller.call(
             V1.MemoryService.recall, V1.RecallRequest(query: Corpus.query(&rng), limit: 10), as: Corpus.reader(scope))
     }
-    let figures = RecallFigures(p50: sample.ms(50), p99: sample.ms(99), perSecond: Double(sample.calls) / options.seconds)
+    let figures = RecallFigures(
+        p50: sample.ms(50), p99: sample.ms(99), perSecond: Double(sample.calls) / options.seconds)
     print(
         "recall \(label) (\(scopes * options.perScope) memories, \(scopes) scopes, \(options.callers) callers): "
             + "\(sample.calls) recalls, \(f(figures.perSecond, 0))/s, p50 \(f(figures.p50, 3)) ms, "
@@ -121,7 +123,8 @@ func measureWrites(_ options: Options) async throws -> (service: Double, sqlite:
     let service = try await ServiceLauncher(dataDir: dataDir)
     var configuration = RPCClientConfiguration()
     configuration.connections = 4
-    let caller = SigningCaller(pool: RPCConnectionPool(host: "127.0.0.1", port: service.port, configuration: configuration), signer: signer)
+    let caller = SigningCaller(
+        pool: RPCConnectionPool(host: "127.0.0.1", port: service.port, configuration: configuration), signer: signer)
     let scopes = options.largeScopes
     let sample = await runClosedLoop(workers: options.callers, warmup: options.warmup, seconds: options.writeSeconds) {
         _, rng in
@@ -150,7 +153,9 @@ func measureWrites(_ options: Options) async throws -> (service: Double, sqlite:
         try await bare.database.pool.write { db in try SQLiteMemoryStore.insert(batch, into: db) }
     }
     let sqlitePerSecond = Double(rows.count) / (Double(nowNanos() - started) / 1e9)
-    print("bare SQLite batched insert (\(GroupCommitWriter.maxBatch) rows a transaction): \(rows.count) rows, \(f(sqlitePerSecond, 0))/s")
+    print(
+        "bare SQLite batched insert (\(GroupCommitWriter.maxBatch) rows a transaction): \(rows.count) rows, "
+            + "\(f(sqlitePerSecond, 0))/s")
     return (servicePerSecond, sqlitePerSecond)
 }
 

@@ -18,15 +18,18 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dataDir) }
         let service = try await ServiceProcess("memory", dataDir: dataDir)
         let signer = try TestSigner(dataDir: dataDir)
-        let chat = signer.client(port: service.port, principal: Self.principal(agent: "chat", cluster: "wally", user: "alice"))
-        let bgo = signer.client(port: service.port, principal: Self.principal(agent: "bgo", cluster: "wally", user: "alice"))
+        let chat = signer.client(
+            port: service.port, principal: Self.principal(agent: "chat", cluster: "wally", user: "alice"))
+        let bgo = signer.client(
+            port: service.port, principal: Self.principal(agent: "bgo", cluster: "wally", user: "alice"))
 
         let written = try await chat.call(
             V1.MemoryService.write, V1.WriteMemoryRequest(content: "alice takes her tea with lemon"))
         let item = try #require(written.item)
         let recalled = try await bgo.call(V1.MemoryService.recall, V1.RecallRequest(query: "tea lemon"))
         #expect(recalled.items.compactMap(\.item?.id) == [item.id])
-        #expect(try await bgo.call(V1.MemoryService.get, V1.GetMemoryRequest(memoryId: item.id)).content == item.content)
+        #expect(
+            try await bgo.call(V1.MemoryService.get, V1.GetMemoryRequest(memoryId: item.id)).content == item.content)
 
         let direct = RPCClient(transport: RPCConnectionPool(host: "127.0.0.1", port: service.port))
         var code: RPCError.Code?

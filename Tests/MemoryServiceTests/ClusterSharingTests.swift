@@ -33,10 +33,12 @@ import Testing
         #expect(await rpcError { try await sameClusterOtherUser.get(written.id) }?.code == .notFound)
 
         let otherProject = harness.client(
-            agent: "wally-bgo", cluster: "wally", user: "alice", scope: V1.Scope(org: "acme", project: "other", env: "prod"))
+            agent: "wally-bgo", cluster: "wally", user: "alice",
+            scope: V1.Scope(org: "acme", project: "other", env: "prod"))
         #expect(try await otherProject.recall("peanuts allergic").isEmpty)
         let otherEnv = harness.client(
-            agent: "wally-bgo", cluster: "wally", user: "alice", scope: V1.Scope(org: "acme", project: "wally", env: "dev"))
+            agent: "wally-bgo", cluster: "wally", user: "alice",
+            scope: V1.Scope(org: "acme", project: "wally", env: "dev"))
         #expect(try await otherEnv.recall("peanuts allergic").isEmpty)
     }
 

@@ -8,8 +8,9 @@ import Testing
     let other = MemoryScope(org: "o", project: "p", env: "e", owner: .agent("a"), userId: "u")
 
     @Test func tokenizerFoldsCaseAndDiacriticsAndDropsSyntax() {
-        #expect(TextTokenizer.words("Hello, WORLD! café-Naïve \"x\" *y* NEAR(z)", limit: 100)
-            == ["hello", "world", "cafe", "naive", "x", "y", "near", "z"])
+        #expect(
+            TextTokenizer.words("Hello, WORLD! café-Naïve \"x\" *y* NEAR(z)", limit: 100)
+                == ["hello", "world", "cafe", "naive", "x", "y", "near", "z"])
         #expect(TextTokenizer.words("ÉCOLE École", limit: 100) == ["ecole", "ecole"])
         #expect(TextTokenizer.words("a b c d", limit: 2) == ["a", "b"])
         #expect(TextTokenizer.words("*** \" -- ", limit: 10).isEmpty)

@@ -50,10 +50,16 @@ import Testing
         (V1.WriteMemoryRequest(content: String(repeating: "a", count: 64 * 1024 + 1)), "content is 65537 bytes"),
         (V1.WriteMemoryRequest(content: "x", tags: (0..<33).map { "t\($0)" }), "tags has 33 entries"),
         (V1.WriteMemoryRequest(content: "x", tags: ["ok", ""]), "tags[1] is empty"),
-        (V1.WriteMemoryRequest(content: "x", metadata: ["k": String(repeating: "v", count: 16 * 1024)]), "metadata is 16385 bytes"),
+        (
+            V1.WriteMemoryRequest(content: "x", metadata: ["k": String(repeating: "v", count: 16 * 1024)]),
+            "metadata is 16385 bytes"
+        ),
         (V1.WriteMemoryRequest(content: "x", visibility: .unrecognized(9)), "visibility 9"),
         (V1.WriteMemoryRequest(content: "x", expiresAtUnixMs: -1), "expires_at_unix_ms"),
-        (V1.WriteMemoryRequest(content: "x", idempotencyKey: String(repeating: "k", count: 257)), "idempotency_key is 257 bytes"),
+        (
+            V1.WriteMemoryRequest(content: "x", idempotencyKey: String(repeating: "k", count: 257)),
+            "idempotency_key is 257 bytes"
+        ),
     ])
     func invalidWritesNameTheirField(_ request: V1.WriteMemoryRequest, _ message: String) async throws {
         let error = await rpcError { try await client.rpc.call(V1.MemoryService.write, request) }
@@ -72,12 +78,14 @@ import Testing
 
     @Test func invalidRecallsNameTheirField() async throws {
         let tooManyTags = await rpcError {
-            try await client.rpc.call(V1.MemoryService.recall, V1.RecallRequest(query: "x", tags: (0..<33).map { "t\($0)" }))
+            try await client.rpc.call(
+                V1.MemoryService.recall, V1.RecallRequest(query: "x", tags: (0..<33).map { "t\($0)" }))
         }
         #expect(tooManyTags?.code == .invalidArgument)
         #expect(tooManyTags?.message.contains("tags") == true)
         let backwards = await rpcError {
-            try await client.rpc.call(V1.MemoryService.recall, V1.RecallRequest(query: "x", sinceUnixMs: 10, untilUnixMs: 5))
+            try await client.rpc.call(
+                V1.MemoryService.recall, V1.RecallRequest(query: "x", sinceUnixMs: 10, untilUnixMs: 5))
         }
         #expect(backwards?.code == .invalidArgument)
         #expect(backwards?.message.contains("since_unix_ms") == true)

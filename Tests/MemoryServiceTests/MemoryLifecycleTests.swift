@@ -81,7 +81,8 @@ import Testing
         }
         #expect(stale?.code == .aborted)
         let staleDelete = await rpcError {
-            try await chat.rpc.call(V1.MemoryService.delete, V1.DeleteMemoryRequest(memoryId: item.id, expectedVersion: 1))
+            try await chat.rpc.call(
+                V1.MemoryService.delete, V1.DeleteMemoryRequest(memoryId: item.id, expectedVersion: 1))
         }
         #expect(staleDelete?.code == .aborted)
         #expect(try await chat.get(item.id).content == "v2 text")
@@ -102,7 +103,8 @@ import Testing
 
         let replaced = try await chat.rpc.call(
             V1.MemoryService.update,
-            V1.UpdateMemoryRequest(memoryId: item.id, replaceTags: true, metadata: ["only": "this"], replaceMetadata: true))
+            V1.UpdateMemoryRequest(
+                memoryId: item.id, replaceTags: true, metadata: ["only": "this"], replaceMetadata: true))
         #expect(replaced.tags.isEmpty)
         #expect(replaced.metadata == ["only": "this"])
         #expect(try await chat.recall("", tags: ["home"]).isEmpty)
@@ -115,7 +117,8 @@ import Testing
             V1.MemoryService.update,
             V1.UpdateMemoryRequest(memoryId: item.id, expectedVersion: 1, content: V1.StringValue(value: "second")))
         harness.clock.advance(ms: 1000)
-        _ = try await chat.rpc.call(V1.MemoryService.delete, V1.DeleteMemoryRequest(memoryId: item.id, expectedVersion: 2))
+        _ = try await chat.rpc.call(
+            V1.MemoryService.delete, V1.DeleteMemoryRequest(memoryId: item.id, expectedVersion: 2))
         #expect(await rpcError { try await chat.get(item.id) }?.code == .notFound)
 
         let history = try await bgo.rpc.call(V1.MemoryService.history, V1.MemoryHistoryRequest(memoryId: item.id))
@@ -213,7 +216,8 @@ import Testing
         #expect(work.items.map(\.id) == [byBgo.id, tagged.id])
         let both = try await chat.rpc.call(V1.MemoryService.list, V1.ListMemoriesRequest(tags: ["work", "late"]))
         #expect(both.items.map(\.id) == [byBgo.id])
-        let authored = try await chat.rpc.call(V1.MemoryService.list, V1.ListMemoriesRequest(authorAgentId: "wally-bgo"))
+        let authored = try await chat.rpc.call(
+            V1.MemoryService.list, V1.ListMemoriesRequest(authorAgentId: "wally-bgo"))
         #expect(authored.items.map(\.id) == [byBgo.id])
     }
 

@@ -1,10 +1,10 @@
 import Foundation
-import Testing
 import MemoryService
 import NIOConcurrencyHelpers
 import PlatosAuth
 import PlatosProto
 import PlatosRPC
+import Testing
 
 /// A memory service on a fresh database in a temporary directory, called in-process with
 /// principals stamped the way the gateway stamps them, and a clock the test moves by hand.
@@ -105,13 +105,15 @@ struct StampingTransport: RPCTransport {
     func unary(method: RPCMethodDescriptor, payload: [UInt8], metadata: Metadata, deadline: ContinuousClock.Instant?)
         async throws -> [UInt8]
     {
-        try await inner.unary(method: method, payload: payload, metadata: stamped(metadata, method.name), deadline: deadline)
+        try await inner.unary(
+            method: method, payload: payload, metadata: stamped(metadata, method.name), deadline: deadline)
     }
 
     func serverStreaming(
         method: RPCMethodDescriptor, payload: [UInt8], metadata: Metadata, deadline: ContinuousClock.Instant?
     ) -> AsyncThrowingStream<[UInt8], any Error> {
-        inner.serverStreaming(method: method, payload: payload, metadata: stamped(metadata, method.name), deadline: deadline)
+        inner.serverStreaming(
+            method: method, payload: payload, metadata: stamped(metadata, method.name), deadline: deadline)
     }
 }
 

@@ -158,12 +158,14 @@ public struct MemoryHandlers: Sendable {
         let userId = request.userId.isEmpty ? caller.userId : request.userId
         guard !userId.isEmpty else { throw MemoryValidation.invalid("user_id is required") }
         guard userId.utf8.count <= MemoryLimits.maxIdBytes else {
-            throw MemoryValidation.invalid("user_id is \(userId.utf8.count) bytes; the limit is \(MemoryLimits.maxIdBytes)")
+            throw MemoryValidation.invalid(
+                "user_id is \(userId.utf8.count) bytes; the limit is \(MemoryLimits.maxIdBytes)")
         }
         // A call acting for one end user may erase that user only (DESIGN §4: naming something
         // outside the caller's scope is PERMISSION_DENIED).
         if !caller.userId.isEmpty, userId != caller.userId {
-            throw RPCError(.permissionDenied, "this call acts for another end user; it cannot erase user_id '\(userId)'")
+            throw RPCError(
+                .permissionDenied, "this call acts for another end user; it cannot erase user_id '\(userId)'")
         }
         let scope: ForgetScope
         if caller.isAdmin, caller.agentId.isEmpty {

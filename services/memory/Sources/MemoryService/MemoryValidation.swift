@@ -45,7 +45,9 @@ enum MemoryValidation {
     }
 
     static func expiresAt(_ value: Int64, field: String = "expires_at_unix_ms") throws {
-        guard value >= 0 else { throw invalid("\(field) must be 0 (never) or a time in Unix milliseconds, got \(value)") }
+        guard value >= 0 else {
+            throw invalid("\(field) must be 0 (never) or a time in Unix milliseconds, got \(value)")
+        }
     }
 
     static func idempotencyKey(_ key: String) throws {

@@ -13,7 +13,8 @@ extension SQLiteMemoryStore {
             let rowid = MemoryRow.rowid(row)
             let old = MemoryRow.item(row)
             if change.expectedVersion != 0, change.expectedVersion != old.version {
-                throw MemoryStoreError.versionConflict(id: change.id, expected: change.expectedVersion, current: old.version)
+                throw MemoryStoreError.versionConflict(
+                    id: change.id, expected: change.expectedVersion, current: old.version)
             }
             var new = old
             new.version = old.version + 1
@@ -23,7 +24,8 @@ extension SQLiteMemoryStore {
                 new.tags = MemoryValidation.distinct(change.replaceTags ? change.tags : old.tags + change.tags)
                 guard new.tags.count <= MemoryLimits.maxTags else {
                     throw MemoryStoreError.invalidUpdate(
-                        "tags would have \(new.tags.count) entries after the update; the limit is \(MemoryLimits.maxTags)")
+                        "tags would have \(new.tags.count) entries after the update; "
+                            + "the limit is \(MemoryLimits.maxTags)")
                 }
             }
             if change.replaceMetadata || !change.metadata.isEmpty {
@@ -31,7 +33,8 @@ extension SQLiteMemoryStore {
                 let bytes = new.metadata.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count }
                 guard bytes <= MemoryLimits.maxMetadataBytes else {
                     throw MemoryStoreError.invalidUpdate(
-                        "metadata would be \(bytes) bytes after the update; the limit is \(MemoryLimits.maxMetadataBytes) (16 KiB)")
+                        "metadata would be \(bytes) bytes after the update; "
+                            + "the limit is \(MemoryLimits.maxMetadataBytes) (16 KiB)")
                 }
             }
             if let expires = change.expiresAtUnixMs { new.expiresAtUnixMs = expires }
@@ -53,7 +56,8 @@ extension SQLiteMemoryStore {
                     .execute(arguments: [FTSQueryEscaper.indexTerms(content: new.content, scope: scope), rowid])
             }
             if new.tags != old.tags {
-                try db.cachedStatement(sql: "DELETE FROM memory_tags WHERE memory_rowid = ?").execute(arguments: [rowid])
+                try db.cachedStatement(sql: "DELETE FROM memory_tags WHERE memory_rowid = ?").execute(arguments: [rowid]
+                )
                 try Self.insertTags(db, rowid: rowid, new.tags)
             }
             try Self.appendHistory(

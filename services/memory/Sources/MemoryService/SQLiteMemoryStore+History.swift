@@ -52,7 +52,10 @@ extension SQLiteMemoryStore {
                 arguments: arguments)
             let count = try Self.deleteRows(db, whereSQL: "rowid IN (\(memories))", arguments)
             try db.execute(
-                sql: "DELETE FROM memory_history WHERE seq IN (SELECT seq FROM memory_history x WHERE \(filter.sql) AND x.user_id = ?)",
+                sql: """
+                    DELETE FROM memory_history
+                    WHERE seq IN (SELECT seq FROM memory_history x WHERE \(filter.sql) AND x.user_id = ?)
+                    """,
                 arguments: arguments)
             return count
         }

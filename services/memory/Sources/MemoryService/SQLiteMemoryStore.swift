@@ -35,7 +35,8 @@ public final class SQLiteMemoryStore: MemoryStore {
         let fingerprint = Self.fingerprint(memory, tags: item.tags)
         return try await database.write { db in
             if !key.isEmpty {
-                if let replay = try Self.replay(db, memory.scope, agentId: memory.authorAgentId, key: key, fingerprint) {
+                if let replay = try Self.replay(db, memory.scope, agentId: memory.authorAgentId, key: key, fingerprint)
+                {
                     return (replay, true)
                 }
             }
@@ -91,7 +92,8 @@ public final class SQLiteMemoryStore: MemoryStore {
 
     static func insertTags(_ db: Database, rowid: Int64, _ tags: [String]) throws {
         guard !tags.isEmpty else { return }
-        let statement = try db.cachedStatement(sql: "INSERT OR IGNORE INTO memory_tags (memory_rowid, tag) VALUES (?, ?)")
+        let statement = try db.cachedStatement(
+            sql: "INSERT OR IGNORE INTO memory_tags (memory_rowid, tag) VALUES (?, ?)")
         for tag in tags { try statement.execute(arguments: [rowid, tag]) }
     }
 
@@ -133,7 +135,10 @@ public final class SQLiteMemoryStore: MemoryStore {
         guard
             let row = try Row.fetchOne(
                 db.cachedStatement(
-                    sql: "SELECT \(MemoryRow.columns) FROM memories m WHERE m.id = ? AND m.org = ? AND m.project = ? AND m.env = ?"),
+                    sql: """
+                        SELECT \(MemoryRow.columns) FROM memories m
+                        WHERE m.id = ? AND m.org = ? AND m.project = ? AND m.env = ?
+                        """),
                 arguments: [memoryId, scope.org, scope.project, scope.env])
         else {
             throw MemoryStoreError.idempotentWriteDeleted(key: key, id: memoryId)
