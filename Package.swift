@@ -38,6 +38,7 @@ let package = Package(
         .executable(name: "platos-registry", targets: ["RegistryMain"]),
         .executable(name: "platos-memory", targets: ["MemoryMain"]),
         .executable(name: "platos-threads", targets: ["ThreadsMain"]),
+        .executable(name: "platos-gateway", targets: ["GatewayMain"]),
         .executable(name: "platos-bench-registry", targets: ["RegistryBenchmark"]),
         .executable(name: "platos-bench-memory", targets: ["MemoryBenchmark"]),
         .executable(name: "platos-bench-threads", targets: ["ThreadsBenchmark"]),
@@ -154,6 +155,17 @@ let package = Package(
         .executableTarget(
             name: "ThreadsMain", dependencies: ["ThreadsService", "PlatosService"],
             path: "services/threads/Sources/ThreadsMain", swiftSettings: swiftSettings
+        ),
+
+        .target(
+            name: "GatewayService",
+            dependencies: serviceDependencies + [.product(name: "Crypto", package: "swift-crypto")],
+            path: "services/gateway/Sources/GatewayService",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "GatewayMain", dependencies: ["GatewayService", "PlatosService"],
+            path: "services/gateway/Sources/GatewayMain", swiftSettings: swiftSettings
         ),
 
         // MARK: benchmarks

@@ -63,6 +63,16 @@ public struct RPCRouter: Sendable {
         )
     }
 
+    /// Registers a handler that works on payload bytes, for a proxy that forwards what it does
+    /// not need to read (the gateway). The handler's kind must match the method's.
+    public mutating func register(_ method: RPCMethodDescriptor, erased handler: ErasedHandler) {
+        switch (method.kind, handler) {
+        case (.unary, .unary), (.serverStreaming, .serverStreaming): break
+        default: preconditionFailure("\(method.name): handler kind does not match the method's \(method.kind)")
+        }
+        handlers[method.name] = (method, handler)
+    }
+
     /// Adds every handler of `other`, for composing a server from several services.
     public mutating func merge(_ other: RPCRouter) {
         handlers.merge(other.handlers) { _, new in new }

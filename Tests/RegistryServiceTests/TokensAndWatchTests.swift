@@ -105,6 +105,8 @@ import Testing
         let stream = f.gateway.stream(V1.RegistryService.watch, V1.WatchRegistryRequest(afterVersion: 0))
         var iterator = stream.makeAsyncIterator()
         for _ in 0..<4 { events.append(try #require(try await iterator.next())) }
+        let caughtUp = try #require(try await iterator.next())
+        #expect(caughtUp.version == 4 && caughtUp.agentId.isEmpty && caughtUp.revokedTokenId.isEmpty)
         let moved = try await admin.call(V1.ClustersService.moveMember, V1.MoveMemberRequest(agentId: b.id, toClusterId: second.id))
         let live = try #require(try await iterator.next())
         #expect(live.agentId == b.id)
@@ -120,7 +122,8 @@ import Testing
         var resumed = f.gateway.stream(V1.RegistryService.watch, V1.WatchRegistryRequest(afterVersion: live.version)).makeAsyncIterator()
         let next1 = try #require(try await resumed.next())
         let next2 = try #require(try await resumed.next())
-        #expect([next1.version, next2.version] == [6, 7])
+        let marker = try #require(try await resumed.next())
+        #expect([next1.version, next2.version, marker.version] == [6, 7, 7])
         #expect(next1.clusterId == "" && next2.clusterId == first.id)
     }
 

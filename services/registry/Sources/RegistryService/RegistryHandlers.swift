@@ -174,6 +174,9 @@ public struct RegistryHandlers: Sendable {
                 guard let newest = backlog.last?.version else { break }
                 last = newest
             }
+            // An event naming nothing marks "caught up at `version`": from here on the watcher
+            // sees every change live. The gateway reuses cached tokens only after this marker.
+            try await writer.send(V1.MembershipEvent(version: last))
             for await event in live where event.version > last {
                 last = event.version
                 if visible(event) { try await writer.send(event) }

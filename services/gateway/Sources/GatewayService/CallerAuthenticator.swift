@@ -1,0 +1,100 @@
+import Foundation
+import Logging
+import PlatosAuth
+import PlatosProto
+import PlatosRPC
+
+/// Turns a call's metadata into the principal the backends will see: the token's identity, the
+/// agent's current cluster, and the end user it acts for.
+struct CallerAuthenticator: Sendable {
+    let backends: Backends
+    let cache: PrincipalCache
+
+    /// The caller's principal, or `UNAUTHENTICATED` / `PERMISSION_DENIED` / `UNAVAILABLE`.
+    func principal(_ context: ServerContext) async throws -> (V1.Principal, tokenId: String) {
+        guard let header = context.metadata[MetadataKey.authorization], header.hasPrefix("Bearer ") else {
+            throw RPCError(.unauthenticated, "missing 'authorization: Bearer <token>' metadata")
+        }
+        let secret = String(header.dropFirst("Bearer ".count)).trimmingCharacters(in: .whitespaces)
+        let resolved = try await resolve(secret)
+        var principal = resolved.principal
+        principal.userId = try await userId(for: principal, context)
+        return (principal, resolved.tokenId)
+    }
+
+    private func resolve(_ secret: String) async throws -> PrincipalCache.Entry {
+        let key = PrincipalCache.key(secret)
+        if let cached = cache.lookup(key) { return cached }
+        let generation = cache.generation
+        let response: V1.ResolveTokenResponse
+        do {
+            response = try await backends.client(.registry, as: ServicePrincipal.gateway)
+                .call(V1.AuthService.resolve, V1.ResolveTokenRequest(secret: secret), timeout: .seconds(5))
+        } catch let error as RPCError where error.code == .unauthenticated {
+            throw error
+        } catch let error as RPCError {
+            // Fail closed: without the registry nobody is let in on a stale answer.
+            throw RPCError(.unavailable, "cannot authenticate: the registry is unavailable (\(error.message))")
+        }
+        guard let principal = response.principal else { throw RPCError(.unauthenticated, "invalid, expired or revoked token") }
+        let entry = PrincipalCache.Entry(
+            principal: principal, tokenId: response.tokenId, expiresAtUnixMs: response.expiresAtUnixMs, storedAt: .now)
+        cache.store(entry, for: key, readAt: generation)
+        return entry
+    }
+
+    /// The end user: bound to the token, else `x-platos-user`, else — for a worker that names the
+    /// task it works on in `x-platos-task` — the user of that task's spawner.
+    private func userId(for principal: V1.Principal, _ context: ServerContext) async throws -> String {
+        let header = context.metadata[MetadataKey.user] ?? ""
+        if !principal.userId.isEmpty {
+            guard header.isEmpty || header == principal.userId else {
+                throw RPCError(.permissionDenied, "this token acts only for its bound user; x-platos-user names another")
+            }
+            return principal.userId
+        }
+        guard let taskId = context.metadata[MetadataKey.task], !taskId.isEmpty else { return header }
+        let task = try await backends.client(.threads, as: principal)
+            .call(V1.TasksService.get, V1.GetTaskRequest(taskId: taskId), timeout: .seconds(5))
+        guard task.targetAgentId == principal.agentId else {
+            throw RPCError(.permissionDenied, "x-platos-task names a task that was not given to this agent")
+        }
+        guard header.isEmpty || header == task.userId else {
+            throw RPCError(.permissionDenied, "x-platos-user differs from the user of the task named in x-platos-task")
+        }
+        return task.userId
+    }
+}
+
+/// Keeps the principal cache honest: follows `registry.watch`, drops entries a change touches,
+/// and marks the cache unusable whenever the feed is down.
+struct MembershipWatcher: Sendable {
+    let backends: Backends
+    let cache: PrincipalCache
+    let logger: Logger
+
+    func run() async {
+        var after: UInt64 = 0
+        var attempt = 0
+        while !Task.isCancelled {
+            do {
+                let stream = backends.client(.registry, as: ServicePrincipal.gateway)
+                    .stream(V1.RegistryService.watch, V1.WatchRegistryRequest(afterVersion: after))
+                for try await event in stream {
+                    if event.agentId.isEmpty, event.revokedTokenId.isEmpty {
+                        cache.setFeedLive(true)
+                        attempt = 0
+                    } else {
+                        cache.apply(event)
+                    }
+                    after = max(after, event.version)
+                }
+            } catch {
+                logger.warning("registry.watch lost; caching of tokens is off until it is back", metadata: ["error": "\(error)"])
+            }
+            cache.setFeedLive(false)
+            attempt += 1
+            try? await Task.sleep(for: .milliseconds(min(2000, 50 * (1 << min(attempt, 6)))))
+        }
+    }
+}

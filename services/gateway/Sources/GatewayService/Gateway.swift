@@ -1,0 +1,186 @@
+import Logging
+import PlatosAuth
+import PlatosProto
+import PlatosRPC
+import ProtobufCSwift
+
+/// The only public endpoint: authenticates every call, enforces the caller's scope and role,
+/// stamps the signed principal, and routes each public method to the backend that owns it
+/// (from the generated method table), or fans out (`context.load`).
+public final class Gateway: Sendable {
+    let configuration: GatewayConfiguration
+    let backends: Backends
+    let cache: PrincipalCache
+    let authenticator: CallerAuthenticator
+    let limiter: RateLimiter
+    let logger: Logger
+
+    public init(configuration: GatewayConfiguration, signer: PrincipalSigner, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        backends = Backends(configuration: configuration, signer: signer)
+        cache = PrincipalCache(ttl: configuration.principalCacheTTL)
+        authenticator = CallerAuthenticator(backends: backends, cache: cache)
+        limiter = RateLimiter(perSecond: configuration.rateLimitPerSecond, burst: configuration.rateLimitBurst)
+    }
+
+    /// Follows `registry.watch` until cancelled; run it next to the server.
+    public func watchMemberships() async {
+        await MembershipWatcher(backends: backends, cache: cache, logger: logger).run()
+    }
+
+    public func close() async { await backends.close() }
+
+    /// Every public method of the method table, routed.
+    public func router() -> RPCRouter {
+        var router = RPCRouter()
+        for method in V1.allMethods {
+            switch (method.access, method.owner) {
+            case (.internal, _), (_, .everyProcess), (_, .gateway):
+                continue
+            default:
+                router.register(method, erased: forward(method))
+            }
+        }
+        router.register(V1.TasksService.spawn) { [self] request, context in
+            try await spawn(request, context)
+        }
+        router.register(V1.ContextService.load) { [self] request, context in
+            try await loadContext(request, context)
+        }
+        return router
+    }
+
+    /// Authenticates, authorizes and rate-limits a call; returns the principal to stamp.
+    func admit(_ method: RPCMethodDescriptor, _ context: ServerContext) async throws -> V1.Principal {
+        let (principal, tokenId) = try await authenticator.principal(context)
+        if let wait = limiter.admit(tokenId) {
+            throw RPCError(
+                .resourceExhausted, "rate limit exceeded for this token; retry in \(wait) ms",
+                details: [MetadataKey.retryAfterMs: String(wait)])
+        }
+        if method.access == .admin, principal.role != .admin {
+            throw RPCError(.permissionDenied, "\(method.name) needs an admin token for this project scope")
+        }
+        return principal
+    }
+
+    func deadline(_ context: ServerContext) -> ContinuousClock.Instant {
+        context.deadline ?? .now + configuration.defaultTimeout
+    }
+
+    /// Passes the payload through untouched: the owning backend decodes and validates it.
+    func forward(_ method: RPCMethodDescriptor) -> ErasedHandler {
+        guard let pool = backends.pool(for: method.owner) else { preconditionFailure("\(method.name) has no backend") }
+        let backends = self.backends
+        switch method.kind {
+        case .unary:
+            let changesIdentities = method.owner == .registry && method.access == .admin
+            return .unary { [self] payload, context in
+                let principal = try await admit(method, context)
+                let metadata = try backends.stamped(context.metadata, principal: principal, method: method.name)
+                let response = try await pool.unary(
+                    method: method, payload: payload, metadata: metadata, deadline: deadline(context))
+                if changesIdentities { cache.invalidateAll() }
+                return response
+            }
+        case .serverStreaming:
+            return .serverStreaming { [self] payload, context, send in
+                let principal = try await admit(method, context)
+                let metadata = try backends.stamped(context.metadata, principal: principal, method: method.name)
+                // Streams (live feeds) have no default deadline: they last as long as the caller wants.
+                for try await message in pool.serverStreaming(
+                    method: method, payload: payload, metadata: metadata, deadline: context.deadline)
+                {
+                    try await send(message)
+                }
+            }
+        }
+    }
+
+    /// `tasks.spawn`: the target must be another member of the caller's own cluster. Checked here,
+    /// at the auth layer, before the threads service sees the call.
+    func spawn(_ request: V1.SpawnTaskRequest, _ context: ServerContext) async throws -> V1.Task {
+        let principal = try await admit(V1.TasksService.spawn.descriptor, context)
+        guard !principal.clusterId.isEmpty else {
+            throw RPCError(.permissionDenied, "tasks.spawn needs the caller to be in a cluster")
+        }
+        guard !request.targetAgent.isEmpty else {
+            throw RPCError(.invalidArgument, "target_agent is required (a sibling's slug or id)")
+        }
+        let registry = backends.client(.registry, as: principal)
+        let target = try await resolveAgent(request.targetAgent, registry: registry)
+        guard let target, target.clusterId == principal.clusterId, target.id != principal.agentId else {
+            throw RPCError(.permissionDenied, "tasks.spawn can target only another member of the caller's cluster")
+        }
+        var forwarded = request
+        forwarded.targetAgentId = target.id
+        return try await backends.client(.threads, as: principal)
+            .call(V1.TasksService.spawn, forwarded, metadata: context.metadata, timeout: deadline(context) - .now)
+    }
+
+    private func resolveAgent(_ slugOrId: String, registry: RPCClient) async throws -> V1.Agent? {
+        if slugOrId.hasPrefix("agt_") {
+            do {
+                return try await registry.call(V1.AgentsService.get, V1.GetAgentRequest(agentId: slugOrId))
+            } catch let error as RPCError where error.code == .notFound {
+                return nil
+            }
+        }
+        var page = V1.PageRequest(pageSize: 500)
+        repeat {
+            let response = try await registry.call(V1.AgentsService.list, V1.ListAgentsRequest(page: page))
+            if let match = response.agents.first(where: { $0.slug == slugOrId }) { return match }
+            page.pageToken = response.nextPageToken
+        } while !page.pageToken.isEmpty
+        return nil
+    }
+
+    /// One round trip for an agent turn: recall and recent messages in parallel. A failing side
+    /// does not fail the call; its status says what went wrong.
+    func loadContext(_ request: V1.LoadContextRequest, _ context: ServerContext) async throws -> V1.LoadContextResponse {
+        let principal = try await admit(V1.ContextService.load.descriptor, context)
+        guard !request.threadId.isEmpty else { throw RPCError(.invalidArgument, "thread_id is required") }
+        let timeout = deadline(context) - .now
+        let memory = backends.client(.memory, as: principal)
+        let threads = backends.client(.threads, as: principal)
+        async let recalled = Self.outcome {
+            try await memory.call(
+                V1.MemoryService.recall,
+                V1.RecallRequest(query: request.query, limit: request.recallLimit == 0 ? 10 : request.recallLimit),
+                timeout: timeout)
+        }
+        async let listed = Self.outcome {
+            try await threads.call(
+                V1.MessagesService.list,
+                V1.ListMessagesRequest(threadId: request.threadId, limit: request.messageLimit == 0 ? 20 : request.messageLimit),
+                timeout: timeout)
+        }
+        async let thread = Self.outcome {
+            try await threads.call(V1.ThreadsService.get, V1.GetThreadRequest(threadId: request.threadId), timeout: timeout)
+        }
+        let (memories, messages, header) = await (recalled, listed, thread)
+        var response = V1.LoadContextResponse()
+        switch memories {
+        case .success(let r): response.memories = r.items; response.memoriesStatus = V1.Status(code: .ok)
+        case .failure(let e): response.memoriesStatus = RPCError(e.code, "memory: \(e.message)").status
+        }
+        switch (messages, header) {
+        case (.success(let m), .success(let t)):
+            response.messages = m.messages
+            response.thread = t
+            response.messagesStatus = V1.Status(code: .ok)
+        case (.failure(let e), _), (_, .failure(let e)):
+            response.messagesStatus = RPCError(e.code, "threads: \(e.message)").status
+        }
+        return response
+    }
+
+    private static func outcome<T: Sendable>(_ body: @Sendable () async throws -> T) async -> Result<T, RPCError> {
+        do {
+            return .success(try await body())
+        } catch {
+            return .failure(RPCRouter.status(for: error))
+        }
+    }
+}
