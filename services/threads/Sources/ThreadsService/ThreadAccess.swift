@@ -41,7 +41,7 @@ public struct ThreadAccess: Sendable, Hashable {
     }
 
     var threadVisibleArguments: StatementArguments {
-        [org, project, env, clusterId.isEmpty ? "" : clusterId, agentId]
+        [org, project, env, clusterId, agentId]
     }
 
     /// True for a row of `tasks` or `task_events` (under `alias`) this caller may see: tasks only
