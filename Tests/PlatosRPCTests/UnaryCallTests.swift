@@ -93,14 +93,17 @@ import Testing
         let (client, pool) = client(port)
         let started = ContinuousClock.now
         do {
-            _ = try await client.call(V1.MemoryService.recall, V1.RecallRequest(limit: 2000), timeout: .milliseconds(100))
+            // 30 s of work, 100 ms of patience.
+            _ = try await client.call(V1.MemoryService.recall, V1.RecallRequest(limit: 30_000), timeout: .milliseconds(100))
             Issue.record("the call outlived its deadline")
         } catch let error as RPCError {
             #expect(error.code == .deadlineExceeded)
         }
+        // Answered at the deadline, not when the work would have ended (bounds generous for a
+        // loaded 2-core CI machine; this checks behaviour, not speed).
         let elapsed = ContinuousClock.now - started
-        #expect(elapsed < .milliseconds(1000), "answered after \(elapsed)")
-        #expect(await observations.wait(for: "recall.cancelled"))
+        #expect(elapsed < .seconds(15), "answered after \(elapsed)")
+        #expect(await observations.wait(for: "recall.cancelled", within: .seconds(15)))
         #expect(observations.count("recall.finished") == 0)
         await pool.close()
         await server.shutdownGracefully()
@@ -125,11 +128,11 @@ import Testing
         let observations = Observations()
         let (server, port) = try await startServer(TestRouter.make(observations))
         let (client, pool) = client(port)
-        let call = Task { try await client.call(V1.MemoryService.recall, V1.RecallRequest(limit: 5000)) }
-        #expect(await observations.wait(for: "recall.started"))
+        let call = Task { try await client.call(V1.MemoryService.recall, V1.RecallRequest(limit: 30_000)) }
+        #expect(await observations.wait(for: "recall.started", within: .seconds(15)))
         call.cancel()
         await #expect(throws: RPCError.self) { _ = try await call.value }
-        #expect(await observations.wait(for: "recall.cancelled"))
+        #expect(await observations.wait(for: "recall.cancelled", within: .seconds(15)))
         #expect(observations.count("recall.finished") == 0)
         await pool.close()
         await server.shutdownGracefully()
