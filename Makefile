@@ -7,7 +7,7 @@ SWIFT ?= swift
 # CI and `make test` build tests in debug; benchmarks always build release.
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: help deps build dev test proto proto-check leaks bench-codec bench-rpc bench-registry bench-memory bench-threads
+.PHONY: help deps build dev test proto proto-check compose-secret compose-check leaks bench-codec bench-rpc bench-registry bench-memory bench-threads
 
 help:
 	@echo "make dev          install system packages, build, start the stack"
@@ -29,11 +29,9 @@ deps:
 build: deps
 	$(SWIFT) build
 
+# Builds (release) and starts registry, memory, threads and gateway under ./data; Ctrl-C stops them.
 dev: deps
-	$(SWIFT) build -c release
-	@echo "Built. The services (registry, memory, threads, gateway) are not implemented yet:"
-	@echo "once they are, 'make dev' starts all four on embedded SQLite under ./data and prints"
-	@echo "the gateway address and an admin token."
+	scripts/dev.sh
 
 test: deps
 	$(SWIFT) build --build-tests $(SWIFT_TEST_FLAGS)
@@ -48,6 +46,15 @@ proto-check: proto
 		|| { echo "generated code is stale: run 'make proto' and commit the result"; exit 1; }
 	@test -z "$$(git status --porcelain -- Sources/CPlatosProto Sources/PlatosProto/Generated)" \
 		|| { echo "make proto created files that are not committed"; exit 1; }
+
+# A random internal secret for docker compose (.env.platos is git-ignored).
+compose-secret:
+	@test -s .env.platos || { printf 'PLATOS_INTERNAL_SECRET=%s\n' "$$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" > .env.platos; chmod 600 .env.platos; echo "wrote .env.platos"; }
+
+# The compose file is valid and every Dockerfile names only files that exist.
+compose-check: deps compose-secret
+	docker-compose config -q
+	scripts/check-dockerfiles.sh
 
 # The codec tests under AddressSanitizer, whose LeakSanitizer fails the run on any leak.
 leaks: deps

@@ -75,9 +75,16 @@ public struct ServiceOptions: Sendable {
 
     public var databasePath: String { "\(dataDir)/\(name).sqlite" }
 
-    /// The internal secret: read from the secret file, or generated into it (mode 0600) on first
-    /// start, so every process of a dev stack sharing a data directory agrees on it.
-    public func loadSecret() throws -> [UInt8] {
+    /// The internal secret: `PLATOS_INTERNAL_SECRET` (containers get it from an env file), else the
+    /// secret file, else generated into `<data-dir>/internal.secret` (mode 0600) on first start, so
+    /// every process of a dev stack sharing a data directory agrees on it.
+    public func loadSecret(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> [UInt8] {
+        if let value = environment["PLATOS_INTERNAL_SECRET"], !value.isEmpty {
+            guard value.utf8.count >= 32 else {
+                throw ServiceOptionsError("PLATOS_INTERNAL_SECRET must be at least 32 characters")
+            }
+            return Array(value.utf8)
+        }
         let path = secretFile ?? "\(dataDir)/internal.secret"
         if let text = try? String(contentsOfFile: path, encoding: .utf8) {
             let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -99,7 +106,7 @@ public struct ServiceOptions: Sendable {
             close(fd)
             return Array(hex.utf8)
         }
-        return try loadSecret()
+        return try loadSecret(environment: environment)
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOPosix
+import PlatosProto
 import PlatosRPC
 import ServiceLifecycle
 
@@ -32,5 +33,27 @@ public enum ServiceRunner {
     public static func exitWithUsage(_ error: any Error, name: String) -> Never {
         FileHandle.standardError.write(Data("platos-\(name): \(error)\n".utf8))
         exit(2)
+    }
+}
+
+extension ServiceRunner {
+    /// `platos-<name> health [--host H] [--port P]`: asks the process listening there for
+    /// `health.check` and exits 0 when it is SERVING, 1 otherwise. Container health checks use it.
+    /// Returns without doing anything when the arguments are not a health check.
+    public static func runHealthCheckIfAsked(name: String, defaultPort: Int, arguments: [String] = Array(CommandLine.arguments.dropFirst())) async {
+        guard arguments.first == "health" else { return }
+        var host = "127.0.0.1"
+        var port = defaultPort
+        var it = arguments.dropFirst().makeIterator()
+        while let arg = it.next() {
+            if arg == "--host", let value = it.next() { host = value }
+            if arg == "--port", let value = it.next().flatMap({ Int($0) }) { port = value }
+        }
+        let pool = RPCConnectionPool(host: host, port: port)
+        let client = RPCClient(transport: pool, defaultTimeout: .seconds(3))
+        let serving = (try? await client.call(V1.HealthService.check, V1.HealthCheckRequest()))?.status == .serving
+        await pool.close()
+        print(serving ? "platos-\(name) at \(host):\(port): SERVING" : "platos-\(name) at \(host):\(port): NOT SERVING")
+        exit(serving ? 0 : 1)
     }
 }

@@ -8,6 +8,8 @@ import GatewayService
 import PlatosAuth
 import PlatosService
 
+await ServiceRunner.runHealthCheckIfAsked(name: "gateway", defaultPort: 7400)
+
 var configuration = GatewayConfiguration()
 var rest: [String] = []
 do {

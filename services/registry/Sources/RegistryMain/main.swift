@@ -10,6 +10,8 @@ import PlatosAuth
 import PlatosService
 import RegistryService
 
+await ServiceRunner.runHealthCheckIfAsked(name: "registry", defaultPort: 7401)
+
 var arguments = Array(CommandLine.arguments.dropFirst())
 if arguments.first == "issue-admin-token" {
     arguments.removeFirst()

@@ -6,6 +6,8 @@ import PlatosRPC
 import PlatosService
 import ThreadsService
 
+await ServiceRunner.runHealthCheckIfAsked(name: "threads", defaultPort: 7403)
+
 /// `--registry host:port` (or PLATOS_REGISTRY_ADDR) is this service's own flag; it is taken out
 /// here because ServiceOptions rejects flags it does not know.
 func splitRegistryFlag(_ arguments: [String], environment: [String: String]) throws -> (String, [String]) {
