@@ -41,25 +41,7 @@ func client(_ principal: V1.Principal, connections: Int = 1) -> RPCClient {
     var configuration = RPCClientConfiguration()
     configuration.connections = connections
     let pool = RPCConnectionPool(host: "127.0.0.1", port: port, configuration: configuration)
-    return RPCClient(transport: Stamping(inner: pool, signer: signer, principal: principal))
-}
-
-struct Stamping: RPCTransport {
-    let inner: any RPCTransport
-    let signer: PrincipalSigner
-    let principal: V1.Principal
-    func unary(method: RPCMethodDescriptor, payload: [UInt8], metadata: Metadata, deadline: ContinuousClock.Instant?)
-        async throws -> [UInt8]
-    {
-        var m = metadata
-        for e in try signer.stamp(principal, method: method.name) { m[e.key] = e.value }
-        return try await inner.unary(method: method, payload: payload, metadata: m, deadline: deadline)
-    }
-    func serverStreaming(method: RPCMethodDescriptor, payload: [UInt8], metadata: Metadata, deadline: ContinuousClock.Instant?)
-        -> AsyncThrowingStream<[UInt8], any Error>
-    {
-        inner.serverStreaming(method: method, payload: payload, metadata: metadata, deadline: deadline)
-    }
+    return RPCClient(transport: SignedTransport(inner: pool, signer: signer, principal: principal))
 }
 
 // 64 agents in 32 clusters, one token each.

@@ -112,31 +112,6 @@ struct TestSigner {
     /// A transport that stamps `principal` on every call, as the gateway would.
     func client(port: Int, principal: V1.Principal) -> RPCClient {
         let pool = RPCConnectionPool(host: "127.0.0.1", port: port)
-        return RPCClient(transport: StampingTransport(inner: pool, signer: signer, principal: principal))
-    }
-}
-
-/// Adds the gateway's stamp to each call before handing it to `inner`.
-struct StampingTransport: RPCTransport {
-    let inner: any RPCTransport
-    let signer: PrincipalSigner
-    let principal: V1.Principal
-
-    func stamped(_ metadata: Metadata, _ method: String) -> Metadata {
-        var all = metadata
-        for entry in (try? signer.stamp(principal, method: method)) ?? [] { all[entry.key] = entry.value }
-        return all
-    }
-
-    func unary(method: RPCMethodDescriptor, payload: [UInt8], metadata: Metadata, deadline: ContinuousClock.Instant?)
-        async throws -> [UInt8]
-    {
-        try await inner.unary(method: method, payload: payload, metadata: stamped(metadata, method.name), deadline: deadline)
-    }
-
-    func serverStreaming(
-        method: RPCMethodDescriptor, payload: [UInt8], metadata: Metadata, deadline: ContinuousClock.Instant?
-    ) -> AsyncThrowingStream<[UInt8], any Error> {
-        inner.serverStreaming(method: method, payload: payload, metadata: stamped(metadata, method.name), deadline: deadline)
+        return RPCClient(transport: SignedTransport(inner: pool, signer: signer, principal: principal))
     }
 }

@@ -32,7 +32,7 @@ struct RegistryFixture {
     var gateway: RPCClient { client(ServicePrincipal.gateway) }
 
     func client(_ principal: V1.Principal) -> RPCClient {
-        RPCClient(transport: SignedInProcess(inner: InProcessTransport(router: router), signer: signer, principal: principal))
+        RPCClient(transport: SignedTransport(inner: InProcessTransport(router: router), signer: signer, principal: principal))
     }
 
     /// No signature at all: what a caller that skips the gateway sends.
@@ -41,30 +41,6 @@ struct RegistryFixture {
     @discardableResult
     func createAgent(_ slug: String, scope: V1.Scope = scopeP) async throws -> V1.Agent {
         try await admin(scope).call(V1.AgentsService.create, V1.CreateAgentRequest(slug: slug, name: slug.capitalized))
-    }
-}
-
-struct SignedInProcess: RPCTransport {
-    let inner: InProcessTransport
-    let signer: PrincipalSigner
-    let principal: V1.Principal
-
-    func stamped(_ metadata: Metadata, _ method: String) -> Metadata {
-        var all = metadata
-        for entry in (try? signer.stamp(principal, method: method)) ?? [] { all[entry.key] = entry.value }
-        return all
-    }
-
-    func unary(method: RPCMethodDescriptor, payload: [UInt8], metadata: Metadata, deadline: ContinuousClock.Instant?)
-        async throws -> [UInt8]
-    {
-        try await inner.unary(method: method, payload: payload, metadata: stamped(metadata, method.name), deadline: deadline)
-    }
-
-    func serverStreaming(
-        method: RPCMethodDescriptor, payload: [UInt8], metadata: Metadata, deadline: ContinuousClock.Instant?
-    ) -> AsyncThrowingStream<[UInt8], any Error> {
-        inner.serverStreaming(method: method, payload: payload, metadata: stamped(metadata, method.name), deadline: deadline)
     }
 }
 

@@ -29,47 +29,20 @@ struct Backends: Sendable {
         }
     }
 
-    /// `metadata` with the caller's principal stamped for `method`. The caller's own
-    /// `x-platos-principal*` entries, if it sent any, are replaced, never trusted.
+    /// `metadata` with the caller's principal stamped for `method`; the caller's own token and
+    /// any principal entries it sent are dropped, never trusted.
     func stamped(_ metadata: Metadata, principal: V1.Principal, method: String) throws -> Metadata {
-        var out = Metadata(metadata.entries.filter { !$0.key.hasPrefix("x-platos-principal") && $0.key != MetadataKey.authorization })
-        for entry in try signer.stamp(principal, method: method) { out[entry.key] = entry.value }
-        return out
+        try SignedTransport.stamped(metadata, principal: principal, method: method, signer: signer)
     }
 
-    /// A typed client that calls as `principal`.
+    /// A typed client that calls the backend owning `owner`'s methods as `principal`.
     func client(_ owner: MethodOwner, as principal: V1.Principal) -> RPCClient {
-        RPCClient(transport: StampedTransport(backends: self, pool: pool(for: owner)!, principal: principal))
+        RPCClient(transport: SignedTransport(inner: pool(for: owner)!, signer: signer, principal: principal))
     }
 
     func close() async {
         await registry.close()
         await memory.close()
         await threads.close()
-    }
-}
-
-/// Stamps `principal` on each call before it reaches `pool`.
-struct StampedTransport: RPCTransport {
-    let backends: Backends
-    let pool: RPCConnectionPool
-    let principal: V1.Principal
-
-    func unary(method: RPCMethodDescriptor, payload: [UInt8], metadata: Metadata, deadline: ContinuousClock.Instant?)
-        async throws -> [UInt8]
-    {
-        let stamped = try backends.stamped(metadata, principal: principal, method: method.name)
-        return try await pool.unary(method: method, payload: payload, metadata: stamped, deadline: deadline)
-    }
-
-    func serverStreaming(
-        method: RPCMethodDescriptor, payload: [UInt8], metadata: Metadata, deadline: ContinuousClock.Instant?
-    ) -> AsyncThrowingStream<[UInt8], any Error> {
-        do {
-            let stamped = try backends.stamped(metadata, principal: principal, method: method.name)
-            return pool.serverStreaming(method: method, payload: payload, metadata: stamped, deadline: deadline)
-        } catch {
-            return AsyncThrowingStream { $0.finish(throwing: error) }
-        }
     }
 }
