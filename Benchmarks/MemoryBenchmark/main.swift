@@ -159,6 +159,8 @@ func measureWrites(_ options: Options) async throws -> (service: Double, sqlite:
     return (servicePerSecond, sqlitePerSecond)
 }
 
+// Line-buffered, so progress shows while the run goes on even when stdout is a pipe.
+setvbuf(stdout, nil, _IOLBF, 0)
 do {
     let options = try Options(Array(CommandLine.arguments.dropFirst()))
     try FileManager.default.createDirectory(atPath: options.dir, withIntermediateDirectories: true)
