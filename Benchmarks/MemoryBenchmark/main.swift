@@ -42,6 +42,13 @@ struct Options {
     }
 }
 
+/// Prints and flushes at once, so progress shows while the run goes on even when stdout is a pipe.
+/// (`fflush(nil)` flushes every stream without naming the global `stdout`, which Swift 6 refuses.)
+func say(_ line: String) {
+    print(line)
+    fflush(nil)
+}
+
 func f(_ x: Double, _ digits: Int = 2) -> String { String(format: "%.\(digits)f", x) }
 
 let secret = String(repeating: "b3", count: 32)
@@ -80,7 +87,7 @@ func loadCorpus(_ options: Options, scopes: Int, dataDir: String) async throws {
     try await pending?.value
     let count = try await store.database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM memories") ?? 0 }
     let seconds = Double(nowNanos() - started) / 1e9
-    print("loaded \(count) memories in \(scopes) scopes in \(f(seconds, 1)) s (\(f(Double(count) / seconds, 0))/s)")
+    say("loaded \(count) memories in \(scopes) scopes in \(f(seconds, 1)) s (\(f(Double(count) / seconds, 0))/s)")
 }
 
 struct RecallFigures {
@@ -109,7 +116,7 @@ func measureRecall(_ options: Options, scopes: Int, label: String) async throws 
     }
     let figures = RecallFigures(
         p50: sample.ms(50), p99: sample.ms(99), perSecond: Double(sample.calls) / options.seconds)
-    print(
+    say(
         "recall \(label) (\(scopes * options.perScope) memories, \(scopes) scopes, \(options.callers) callers): "
             + "\(sample.calls) recalls, \(f(figures.perSecond, 0))/s, p50 \(f(figures.p50, 3)) ms, "
             + "p99 \(f(figures.p99, 3)) ms, p99.9 \(f(sample.ms(99.9), 3)) ms, errors \(sample.errors)")
@@ -136,7 +143,7 @@ func measureWrites(_ options: Options) async throws -> (service: Double, sqlite:
     }
     service.stop()
     let servicePerSecond = Double(sample.calls) / options.writeSeconds
-    print(
+    say(
         "write via service (\(options.callers) writers): \(sample.calls) acknowledged, \(f(servicePerSecond, 0))/s, "
             + "p50 \(f(sample.ms(50), 3)) ms, p99 \(f(sample.ms(99), 3)) ms, errors \(sample.errors)")
 
@@ -153,14 +160,12 @@ func measureWrites(_ options: Options) async throws -> (service: Double, sqlite:
         try await bare.database.pool.write { db in try SQLiteMemoryStore.insert(batch, into: db) }
     }
     let sqlitePerSecond = Double(rows.count) / (Double(nowNanos() - started) / 1e9)
-    print(
+    say(
         "bare SQLite batched insert (\(GroupCommitWriter.maxBatch) rows a transaction): \(rows.count) rows, "
             + "\(f(sqlitePerSecond, 0))/s")
     return (servicePerSecond, sqlitePerSecond)
 }
 
-// Line-buffered, so progress shows while the run goes on even when stdout is a pipe.
-setvbuf(stdout, nil, _IOLBF, 0)
 do {
     let options = try Options(Array(CommandLine.arguments.dropFirst()))
     try FileManager.default.createDirectory(atPath: options.dir, withIntermediateDirectories: true)
@@ -168,11 +173,11 @@ do {
     let large = try await measureRecall(options, scopes: options.largeScopes, label: "large")
     let writes = try await measureWrites(options)
     try? FileManager.default.removeItem(atPath: options.dir)
-    print("RESULT recall_flatness_1m_vs_10k \(f(large.p50 / small.p50, 3))")
-    print("RESULT recall_p99_ms_1m \(f(large.p99, 3))")
-    print("RESULT recalls_per_s_1m \(f(large.perSecond, 0))")
-    print("RESULT writes_per_s \(f(writes.service, 0))")
-    print("RESULT writes_vs_sqlite \(f(writes.service / writes.sqlite, 3))")
+    say("RESULT recall_flatness_1m_vs_10k \(f(large.p50 / small.p50, 3))")
+    say("RESULT recall_p99_ms_1m \(f(large.p99, 3))")
+    say("RESULT recalls_per_s_1m \(f(large.perSecond, 0))")
+    say("RESULT writes_per_s \(f(writes.service, 0))")
+    say("RESULT writes_vs_sqlite \(f(writes.service / writes.sqlite, 3))")
 } catch {
     FileHandle.standardError.write(Data("platos-bench-memory: \(error)\n".utf8))
     exit(1)
