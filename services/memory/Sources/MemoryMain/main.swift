@@ -2,6 +2,8 @@ import MemoryService
 import PlatosAuth
 import PlatosService
 
+await ServiceRunner.runHealthCheckIfAsked(name: "memory", defaultPort: 7402)
+
 // Thin on purpose: configuration in, service out. Everything testable lives in MemoryService.
 let options: ServiceOptions
 let store: SQLiteMemoryStore
