@@ -59,21 +59,27 @@ func cRoundTrips(_ content: String) -> (Int) -> UInt64 {
     { iterations in content.withCString { platos_raw_write_request_round_trips($0, iterations) } }
 }
 
+/// The ratio for one message shape: the median over paired rounds, each round timing the Swift
+/// side and then the C side back to back, so both see the same machine state (the C side's
+/// malloc-bound unpack drifts by ±30 % between rounds on a shared 2-core machine).
 func measure(_ name: String, content: String) -> Double {
     let value = request(content)
     let encodedSize = try! value.serializedBytes().count
-    // Interleave so both see the same machine state.
-    var swiftRate = 0.0, cRate = 0.0
-    for _ in 0..<2 {
-        swiftRate = max(swiftRate, rate(swiftRoundTrips(value)))
-        cRate = max(cRate, rate(cRoundTrips(content)))
+    let swift = swiftRoundTrips(value)
+    let c = cRoundTrips(content)
+    var rounds: [(swift: Double, c: Double)] = []
+    for _ in 0..<7 {
+        rounds.append((rate(runs: 1, duration: 0.4, swift), rate(runs: 1, duration: 0.4, c)))
     }
-    let ratio = swiftRate / cRate
+    let ratios = rounds.map { $0.swift / $0.c }.sorted()
+    let median = ratios[ratios.count / 2]
+    let swiftRate = rounds.map(\.swift).sorted()[rounds.count / 2]
+    let cRate = rounds.map(\.c).sorted()[rounds.count / 2]
     print(
         String(
-            format: "%-6@ %5d B encoded  swift %10.0f round trips/s (%6.0f ns)  raw C %10.0f/s (%6.0f ns)  ratio %.2f",
-            name, encodedSize, swiftRate, 1e9 / swiftRate, cRate, 1e9 / cRate, ratio))
-    return ratio
+            format: "%-6@ %5d B encoded  swift %10.0f round trips/s (%6.0f ns)  raw C %10.0f/s (%6.0f ns)  ratio %.2f (rounds %.2f–%.2f)",
+            name, encodedSize, swiftRate, 1e9 / swiftRate, cRate, 1e9 / cRate, median, ratios.first!, ratios.last!))
+    return median
 }
 
 // `--profile-swift` runs only the Swift side, for `perf record` / callgrind.
