@@ -43,9 +43,12 @@ public struct PrincipalSigner: Sendable {
         else {
             throw RPCError(.unauthenticated, "no signed principal: call this service through the gateway")
         }
-        let parts = signature.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[0] == "v1", let issuedMs = Int64(parts[1]),
-            let mac = Data(base64Encoded: String(parts[2])), let bytes = Data(base64Encoded: encoded)
+        // Split on UTF-8 bytes: splitting a String by Character walks grapheme clusters, which
+        // profiled as a tenth of a backend's whole per-call cost.
+        let parts = signature.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0].elementsEqual("v1".utf8), let issuedText = String(parts[1]),
+            let issuedMs = Int64(issuedText), let macText = String(parts[2]),
+            let mac = Data(base64Encoded: macText), let bytes = Data(base64Encoded: encoded)
         else {
             throw RPCError(.unauthenticated, "malformed principal signature")
         }
@@ -54,7 +57,7 @@ public struct PrincipalSigner: Sendable {
         guard abs(ageMs) <= maxAgeMs else {
             throw RPCError(.unauthenticated, "principal signature expired")
         }
-        guard HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: Self.message(method, String(parts[1]), [UInt8](bytes)), using: key) else {
+        guard HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: Self.message(method, issuedText, [UInt8](bytes)), using: key) else {
             throw RPCError(.unauthenticated, "invalid principal signature")
         }
         do {

@@ -28,12 +28,15 @@ struct TokenSecret {
 
     /// The token id inside `text`, or nil when `text` is not shaped like a Platos token.
     static func tokenId(in text: String) -> String? {
-        let parts = text.split(separator: "_")
-        // pt, tok, <id hex>, <secret hex>
-        guard parts.count == 4, parts[0] == "pt", parts[1] == "tok", !parts[2].isEmpty, !parts[3].isEmpty else {
+        // pt, tok, <id hex>, <secret hex>; split on bytes (a Character split is needlessly slow
+        // on the gateway's hottest call).
+        let parts = text.utf8.split(separator: UInt8(ascii: "_"), omittingEmptySubsequences: false)
+        guard parts.count == 4, parts[0].elementsEqual("pt".utf8), parts[1].elementsEqual("tok".utf8),
+            !parts[2].isEmpty, !parts[3].isEmpty, let id = String(parts[2])
+        else {
             return nil
         }
-        return "tok_\(parts[2])"
+        return "tok_\(id)"
     }
 
     static func hash(_ text: String) -> Data {
