@@ -11,6 +11,7 @@ final class ServiceProcess: @unchecked Sendable {
     // @unchecked: `process` and the pipes are only touched through their own thread-safe APIs,
     // and `lines` is behind a lock.
     let name: String
+    let dataDir: String
     let process = Process()
     private let lines = NIOLockedValueBox<[String]>([])
     private(set) var port = 0
@@ -38,6 +39,7 @@ final class ServiceProcess: @unchecked Sendable {
     /// Starts `platos-<name>` and waits up to `timeout` for it to be ready.
     init(_ name: String, dataDir: String, extraArguments: [String] = [], timeout: Duration = .seconds(20)) async throws {
         self.name = name
+        self.dataDir = dataDir
         process.executableURL = Self.binDirectory.appendingPathComponent("platos-\(name)")
         process.arguments = ["--port", "0", "--data-dir", dataDir] + extraArguments
         var environment = ProcessInfo.processInfo.environment

@@ -89,7 +89,8 @@ extension SQLiteThreadsStore {
                             SELECT \(V1.Task.columns) FROM tasks k
                             WHERE k.target_agent_id = ? AND k.state = \(V1.TaskState.queued.protoValue)
                                 AND \(access.taskVisible("k"))
-                            ORDER BY k.created_at, k.id LIMIT 1
+                            -- rowid (insertion order) breaks ties within a millisecond: claims are FIFO.
+                            ORDER BY k.created_at, k.rowid LIMIT 1
                             """), arguments: queuedArguments)
             else { return (nil, changed) }
             var task = V1.Task(row: row)
@@ -257,7 +258,7 @@ extension SQLiteThreadsStore {
                             SELECT \(V1.Task.columns) FROM tasks k
                             WHERE k.thread_id = ? AND \(access.taskVisible("k"))
                                 AND k.state IN (\(V1.TaskState.queued.protoValue), \(V1.TaskState.running.protoValue))
-                            ORDER BY k.created_at, k.id
+                            ORDER BY k.created_at, k.rowid
                             """), arguments: arguments
                 ).map(V1.Task.init(row:))
                 return TaskSnapshot(tasks: tasks, cursor: cursor)

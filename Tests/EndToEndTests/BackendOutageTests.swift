@@ -1,0 +1,52 @@
+import Foundation
+import PlatosProto
+import PlatosRPC
+import Testing
+
+/// A backend that goes away mid-load: its routes fail fast with UNAVAILABLE, the other routes keep
+/// working, and traffic resumes by itself when it is back, without restarting the gateway.
+@Suite(.serialized) struct BackendOutageTests {
+    @Test func memoryDownThenBack() async throws {
+        let stack = try await SeedStoryTests.startStack()
+        let port = stack.gateway.port
+        let admin = SeedStoryTests.client(port, token: stack.adminSecret)
+        let a = try await admin.call(V1.AgentsService.create, V1.CreateAgentRequest(slug: "a", name: "A"))
+        let b = try await admin.call(V1.AgentsService.create, V1.CreateAgentRequest(slug: "b", name: "B"))
+        _ = try await admin.call(V1.ClustersService.create, V1.CreateClusterRequest(name: "C", slug: "c", agentIds: [a.id, b.id]))
+        let token = try await admin.call(V1.TokensService.issue, V1.IssueTokenRequest(role: .agent, agentId: a.id)).secret
+        let agent = SeedStoryTests.client(port, token: token, user: "u1")
+        _ = try await agent.call(V1.MemoryService.write, V1.WriteMemoryRequest(content: "the sky is blue"))
+        let thread = try await agent.call(V1.ThreadsService.create, V1.CreateThreadRequest(title: "t"))
+        #expect(!(try await agent.call(V1.MemoryService.recall, V1.RecallRequest(query: "sky", limit: 5))).items.isEmpty)
+
+        // Memory goes away (SIGKILL, as in a crash).
+        let memoryPort = stack.memory.port
+        await stack.memory.kill()
+        for _ in 0..<5 {
+            let started = ContinuousClock.now
+            do {
+                _ = try await agent.call(V1.MemoryService.recall, V1.RecallRequest(query: "sky", limit: 5), timeout: .seconds(5))
+                Issue.record("a recall succeeded with memory down")
+            } catch let error as RPCError {
+                #expect(error.code == .unavailable, "\(error)")
+            }
+            // Within the call's deadline, not at it.
+            #expect(ContinuousClock.now - started < .seconds(5))
+            // Threads keep working meanwhile.
+            _ = try await agent.call(V1.MessagesService.post, V1.PostMessageRequest(threadId: thread.id, role: .agent, content: "still here"))
+        }
+
+        // Memory comes back on the same port and data; recalls work again, same gateway.
+        let dataDir = stack.memory.dataDir
+        let revived = try await ServiceProcess("memory", dataDir: dataDir, extraArguments: ["--port", "\(memoryPort)"])
+        let deadline = ContinuousClock.now + .seconds(20)
+        var recalled: V1.RecallResponse?
+        while recalled == nil, ContinuousClock.now < deadline {
+            recalled = try? await agent.call(V1.MemoryService.recall, V1.RecallRequest(query: "sky", limit: 5), timeout: .seconds(2))
+            if recalled == nil { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(recalled?.items.first?.item?.content == "the sky is blue")
+        _ = await revived.stop()
+        for process in [stack.gateway, stack.threads, stack.registry] { _ = await process.stop() }
+    }
+}
