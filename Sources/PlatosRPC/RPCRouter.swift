@@ -73,14 +73,7 @@ public struct RPCRouter: Sendable {
         handlers[method.name] = (method, handler)
     }
 
-    /// Adds every handler of `other`, for composing a server from several services.
-    public mutating func merge(_ other: RPCRouter) {
-        handlers.merge(other.handlers) { _, new in new }
-    }
-
     public func handler(for method: String) -> ErasedHandler? { handlers[method]?.handler }
-
-    public var methodNames: [String] { handlers.keys.sorted() }
 
     static func decode<M: ProtoMessage>(_ type: M.Type, _ payload: [UInt8], method: String, limit: Int) throws -> M {
         do {

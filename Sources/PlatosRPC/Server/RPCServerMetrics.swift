@@ -33,8 +33,6 @@ final class RPCServerMetrics: Sendable {
         connections.record(connectionCount.subtract(1, ordering: .relaxed).newValue)
     }
 
-    var openConnections: Int { connectionCount.load(ordering: .relaxed) }
-
     func callStarted() {
         inFlight.record(inFlightCount.add(1, ordering: .relaxed).newValue)
     }
