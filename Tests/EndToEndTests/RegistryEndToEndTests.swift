@@ -47,16 +47,8 @@ import Testing
 
     @Test func theBootstrapCommandIssuesAWorkingAdminToken() async throws {
         let dataDir = ServiceProcess.temporaryDataDirectory()
-        let bootstrap = Process()
-        bootstrap.executableURL = ServiceProcess.binDirectory.appendingPathComponent("platos-registry")
-        bootstrap.arguments = ["issue-admin-token", "--org", "acme", "--project", "wally", "--env", "prod", "--data-dir", dataDir]
-        let output = Pipe()
-        bootstrap.standardOutput = output
-        try bootstrap.run()
-        let secret = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        bootstrap.waitUntilExit()
-        #expect(bootstrap.terminationStatus == 0)
+        let (secret, status) = try ServiceProcess.issueAdminToken(dataDir: dataDir)
+        #expect(status == 0)
         #expect(secret.hasPrefix("pt_tok_"))
 
         let registry = try await ServiceProcess("registry", dataDir: dataDir)

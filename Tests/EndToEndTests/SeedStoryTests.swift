@@ -21,15 +21,8 @@ import Testing
 
     static func startStack() async throws -> Stack {
         let dataDir = ServiceProcess.temporaryDataDirectory()
-        let bootstrap = Process()
-        bootstrap.executableURL = ServiceProcess.binDirectory.appendingPathComponent("platos-registry")
-        bootstrap.arguments = ["issue-admin-token", "--org", "acme", "--project", "wally", "--env", "prod", "--data-dir", dataDir]
-        let output = Pipe()
-        bootstrap.standardOutput = output
-        try bootstrap.run()
-        let secret = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        bootstrap.waitUntilExit()
+        let (secret, status) = try ServiceProcess.issueAdminToken(dataDir: dataDir)
+        guard status == 0 else { throw RPCError(.internal, "issue-admin-token exited \(status)") }
         let registry = try await ServiceProcess("registry", dataDir: dataDir)
         let memory = try await ServiceProcess("memory", dataDir: dataDir)
         let threads = try await ServiceProcess("threads", dataDir: dataDir, extraArguments: ["--registry", "127.0.0.1:\(registry.port)"])

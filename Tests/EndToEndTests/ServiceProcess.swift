@@ -73,6 +73,22 @@ final class ServiceProcess: @unchecked Sendable {
         throw RPCError(.unavailable, "platos-\(name) did not print READY within \(timeout); output: \(lines.withLockedValue { $0 })")
     }
 
+    /// `platos-registry issue-admin-token` against `dataDir`: the bootstrap admin secret.
+    static func issueAdminToken(dataDir: String, org: String = "acme", project: String = "wally", env: String = "prod")
+        throws -> (secret: String, exitStatus: Int32)
+    {
+        let bootstrap = Process()
+        bootstrap.executableURL = binDirectory.appendingPathComponent("platos-registry")
+        bootstrap.arguments = ["issue-admin-token", "--org", org, "--project", project, "--env", env, "--data-dir", dataDir]
+        let output = Pipe()
+        bootstrap.standardOutput = output
+        try bootstrap.run()
+        let secret = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        bootstrap.waitUntilExit()
+        return (secret, bootstrap.terminationStatus)
+    }
+
     /// SIGTERM, then the exit status.
     func stop() async -> Int32 {
         process.terminate()

@@ -13,6 +13,18 @@ public final class RPCConnection: Sendable {
     private enum Pending {
         case unary(CheckedContinuation<[UInt8], any Error>, Scheduled<Void>?)
         case stream(AsyncThrowingStream<[UInt8], any Error>.Continuation, Scheduled<Void>?)
+
+        /// Ends the waiting call with `error` and stops its deadline timer.
+        func fail(_ error: RPCError) {
+            switch self {
+            case .unary(let c, let timer):
+                timer?.cancel()
+                c.resume(throwing: error)
+            case .stream(let c, let timer):
+                timer?.cancel()
+                c.finish(throwing: error)
+            }
+        }
     }
 
     private struct State {
@@ -183,14 +195,7 @@ public final class RPCConnection: Sendable {
     /// Ends call `id` with `error`, if it is still waiting.
     private func fail(_ id: UInt64, _ error: RPCError, cancelOnServer: Bool) {
         guard let pending = state.withLockedValue({ $0.pending.removeValue(forKey: id) }) else { return }
-        switch pending {
-        case .unary(let c, let timer):
-            timer?.cancel()
-            c.resume(throwing: error)
-        case .stream(let c, let timer):
-            timer?.cancel()
-            c.finish(throwing: error)
-        }
+        pending.fail(error)
         if cancelOnServer {
             outbox.enqueue(.init(callId: id, bytes: FrameBytes.status(.cancel, callId: id, RPCError(.cancelled, "")), ends: false))
         }
@@ -234,24 +239,15 @@ public final class RPCConnection: Sendable {
 
     func closed(_ why: String) {
         outbox.close()
-        let pending = state.withLockedValue { state -> [UInt64: Pending] in
-            if state.closedReason == nil {
-                state.closedReason = RPCError(.unavailable, "connection to \(endpoint) closed\(why.isEmpty ? "" : ": \(why)")")
-            }
+        let (pending, error) = state.withLockedValue { state -> ([UInt64: Pending], RPCError) in
+            let reason =
+                state.closedReason
+                ?? RPCError(.unavailable, "connection to \(endpoint) closed\(why.isEmpty ? "" : ": \(why)")")
+            state.closedReason = reason
             defer { state.pending.removeAll() }
-            return state.pending
+            return (state.pending, reason)
         }
-        let error = state.withLockedValue { $0.closedReason! }
-        for (_, p) in pending {
-            switch p {
-            case .unary(let c, let timer):
-                timer?.cancel()
-                c.resume(throwing: error)
-            case .stream(let c, let timer):
-                timer?.cancel()
-                c.finish(throwing: error)
-            }
-        }
+        for (_, call) in pending { call.fail(error) }
     }
 
     func sendPing() {
