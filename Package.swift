@@ -32,6 +32,7 @@ let package = Package(
     name: "platos",
     platforms: [.macOS(.v15)],
     products: [
+        .executable(name: "platos", targets: ["PlatosCLIMain"]),
         .executable(name: "platos-protogen", targets: ["ProtoGen"]),
         .executable(name: "platos-bench-codec", targets: ["CodecBenchmark"]),
         .executable(name: "platos-bench-rpc", targets: ["RPCBenchmark"]),
@@ -51,6 +52,7 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
         // MARK: protobuf-c and the generic Swift bridge
@@ -168,6 +170,17 @@ let package = Package(
             path: "services/gateway/Sources/GatewayMain", swiftSettings: swiftSettings
         ),
 
+        // MARK: the `platos` CLI: dev stack, generic calls, admin shortcuts
+        .target(
+            name: "PlatosCLI",
+            dependencies: [
+                "PlatosRPC", "PlatosProto", "ProtobufCSwift", "CProtobufC",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(name: "PlatosCLIMain", dependencies: ["PlatosCLI"], swiftSettings: swiftSettings),
+
         // MARK: benchmarks
         .target(name: "CRawProtobufBench", dependencies: ["CPlatosProto"], path: "Benchmarks/CRawProtobufBench"),
         .executableTarget(
@@ -236,6 +249,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "EndToEndTests", dependencies: serviceTestDependencies, swiftSettings: swiftSettings),
+        .testTarget(name: "PlatosCLITests", dependencies: ["PlatosCLI", "PlatosProto", "ProtobufCSwift"], swiftSettings: swiftSettings),
         .testTarget(
             name: "PlatosWireTests",
             dependencies: [
