@@ -29,9 +29,12 @@ deps:
 build: deps
 	$(SWIFT) build
 
-# Builds (release) and starts registry, memory, threads and gateway under ./data; Ctrl-C stops them.
+# Builds (release) and runs `platos dev`: registry, memory, threads and gateway under ./data until
+# Ctrl-C. Flags for `platos dev` go in DEV_ARGS, for example `make dev DEV_ARGS=--free-ports`.
+DEV_PRODUCTS := platos platos-registry platos-memory platos-threads platos-gateway
 dev: deps
-	scripts/dev.sh
+	@for product in $(DEV_PRODUCTS); do $(SWIFT) build -c release --product $$product || exit 1; done
+	"$$($(SWIFT) build -c release --show-bin-path)/platos" dev $(DEV_ARGS)
 
 # Tests run one at a time: on 2 cores, end-to-end tests (real processes, kill -9 writers) running
 # beside deadline tests starve the cooperative pool for seconds, which tells nothing about the

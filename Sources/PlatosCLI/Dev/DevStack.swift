@@ -60,6 +60,7 @@ actor DevStack {
             // Later restarts keep the ports this run bound.
             child.pinArguments(arguments(service, port: endpoints.rpc[service]!.port, adminPort: endpoints.admin[service]?.port))
             try await waitUntilServing(service)
+            Self.say("  platos-\(service.rawValue) serving at \(endpoints.rpc[service]!.description) (pid \(child.pid))")
         }
         return endpoints
     }
@@ -167,7 +168,8 @@ actor DevStack {
         guard !stopping else { return }
         do {
             _ = try await child.start()
-            Self.say("platos-\(service.rawValue) is back")
+            try await waitUntilServing(service)
+            Self.say("platos-\(service.rawValue) is back at \(endpoints.rpc[service]!.description) (pid \(child.pid))")
         } catch {
             Self.say("platos-\(service.rawValue) did not come back: \(error)")
         }

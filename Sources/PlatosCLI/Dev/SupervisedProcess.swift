@@ -30,6 +30,9 @@ final class SupervisedProcess: Sendable {
 
     var displayName: String { "platos-\(name)" }
 
+    /// The current run's process id (0 before the first start).
+    var pid: Int32 { state.withLock { $0.process?.processIdentifier ?? 0 } }
+
     /// How long the current run has lasted.
     var uptime: Duration { ContinuousClock.now - state.withLock { $0.startedAt } }
 
