@@ -53,6 +53,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // MARK: protobuf-c and the generic Swift bridge
@@ -121,7 +122,12 @@ let package = Package(
             dependencies: [
                 "PlatosAuth", "PlatosRPC", "PlatosProto", "PlatosStorage",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
@@ -248,7 +254,30 @@ let package = Package(
             dependencies: ["PlatosStorage", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "EndToEndTests", dependencies: serviceTestDependencies, swiftSettings: swiftSettings),
+        // Helpers shared by test targets: a raw HTTP client, a Prometheus text reader.
+        .target(
+            name: "PlatosTestSupport",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Tests/PlatosTestSupport",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PlatosServiceTests",
+            dependencies: [
+                "PlatosService", "PlatosTestSupport",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "EndToEndTests", dependencies: serviceTestDependencies + ["PlatosTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "PlatosCLITests", dependencies: ["PlatosCLI", "PlatosProto", "ProtobufCSwift"], swiftSettings: swiftSettings),
         .testTarget(
             name: "PlatosWireTests",

@@ -13,7 +13,7 @@ final class ServiceLauncher: @unchecked Sendable {
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
             .deletingLastPathComponent().appendingPathComponent("platos-memory")
         process.executableURL = executable
-        process.arguments = ["--host", "127.0.0.1", "--port", "0", "--data-dir", dataDir]
+        process.arguments = ["--host", "127.0.0.1", "--port", "0", "--admin-port", "0", "--data-dir", dataDir]
         var environment = ProcessInfo.processInfo.environment
         environment["PLATOS_LOG_LEVEL"] = "warning"
         process.environment = environment
@@ -32,8 +32,10 @@ final class ServiceLauncher: @unchecked Sendable {
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline, process.isRunning {
             let text = output.withLockedValue { $0 }
+            // READY platos-memory rpc=<host>:<port> admin=<host>:<port>
             if let line = text.split(separator: "\n").first(where: { $0.hasPrefix("READY ") }),
-                let port = line.split(separator: ":").last.flatMap({ Int($0) })
+                let rpc = line.split(separator: " ").first(where: { $0.hasPrefix("rpc=") }),
+                let port = rpc.split(separator: ":").last.flatMap({ Int($0) })
             {
                 self.port = port
                 return

@@ -15,7 +15,7 @@ let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("pla
 // Start the registry and read its port from the READY line.
 let registry = Process()
 registry.executableURL = binDir.appendingPathComponent("platos-registry")
-registry.arguments = ["--port", "0", "--data-dir", dataDir, "--log-level", "warning"]
+registry.arguments = ["--port", "0", "--admin-port", "0", "--data-dir", dataDir, "--log-level", "warning"]
 let pipe = Pipe()
 registry.standardOutput = pipe
 try registry.run()
@@ -25,8 +25,10 @@ func readyPort() -> Int {
         let data = pipe.fileHandleForReading.availableData
         guard !data.isEmpty else { fatalError("platos-registry exited before it was ready") }
         buffer += String(decoding: data, as: UTF8.self)
+        // READY platos-registry rpc=<host>:<port> admin=<host>:<port>
         if let line = buffer.split(separator: "\n").first(where: { $0.hasPrefix("READY") }),
-            let p = line.split(separator: ":").last.flatMap({ Int($0) })
+            let rpc = line.split(separator: " ").first(where: { $0.hasPrefix("rpc=") }),
+            let p = rpc.split(separator: ":").last.flatMap({ Int($0) })
         {
             return p
         }

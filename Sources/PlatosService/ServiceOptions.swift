@@ -2,60 +2,156 @@ import Foundation
 import Logging
 import PlatosStorage
 
-/// The settings every backend executable shares. Precedence: defaults < environment
-/// (`PLATOS_<SERVICE>_PORT`, `PLATOS_HOST`, `PLATOS_DATA_DIR`, `PLATOS_INTERNAL_SECRET_FILE`,
-/// `PLATOS_SYNCHRONOUS`, `PLATOS_LOG_LEVEL`) < flags (`--port`, `--host`, `--data-dir`,
-/// `--secret-file`, `--synchronous normal|full`, `--log-level`).
+/// The four Platos executables, with what their options default to.
+public enum ServiceKind: String, CaseIterable, Sendable {
+    case gateway, registry, memory, threads
+
+    /// The RPC port: gateway 7400, registry 7401, memory 7402, threads 7403.
+    public var defaultPort: Int {
+        switch self {
+        case .gateway: 7400
+        case .registry: 7401
+        case .memory: 7402
+        case .threads: 7403
+        }
+    }
+
+    /// The admin HTTP port (`/metrics`, `/healthz`): the RPC port + 1000.
+    public var defaultAdminPort: Int { defaultPort + 1000 }
+
+    /// The services this one calls, by option key (`--registry`, `PLATOS_REGISTRY_ADDR`), with
+    /// their default addresses.
+    public var peers: [(key: String, default: ServiceOptions.Address)] {
+        func local(_ kind: ServiceKind) -> (key: String, default: ServiceOptions.Address) {
+            (kind.rawValue, ServiceOptions.Address(host: "127.0.0.1", port: kind.defaultPort))
+        }
+        switch self {
+        case .gateway: return [local(.registry), local(.memory), local(.threads)]
+        case .threads: return [local(.registry)]
+        case .registry, .memory: return []
+        }
+    }
+
+    /// Every key this service takes, in the config file and as `--key` flags (besides `--config`).
+    public var keys: [String] { ServiceOptions.commonKeys + peers.map(\.key) }
+}
+
+/// The settings of an executable, from four layers, each overriding the one before:
+///
+/// 1. defaults;
+/// 2. the config file named by `--config FILE` or `PLATOS_CONFIG` (see ``ConfigFile``): its
+///    top-level keys, then its `[<service>]` section;
+/// 3. environment variables (`PLATOS_HOST`, `PLATOS_<SERVICE>_PORT`, ...);
+/// 4. flags (`--host`, `--port`, ...).
+///
+/// Keys, flags and environment variables are listed in README.md ("Configuration").
 public struct ServiceOptions: Sendable {
-    public var name: String
+    /// `host:port` of another service.
+    public struct Address: Sendable, Hashable, CustomStringConvertible {
+        public var host: String
+        public var port: Int
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+
+        /// Parses `host:port` (port 1–65535, host not empty).
+        public init?(_ text: String) {
+            guard let colon = text.lastIndex(of: ":"), colon > text.startIndex,
+                let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port)
+            else { return nil }
+            self.init(host: String(text[..<colon]), port: port)
+        }
+
+        public var description: String { "\(host):\(port)" }
+    }
+
+    /// The keys every executable takes.
+    public static let commonKeys = ["host", "port", "admin-port", "data-dir", "secret-file", "synchronous", "log-level"]
+
+    public var kind: ServiceKind
+    public var name: String { kind.rawValue }
     public var host = "127.0.0.1"
     public var port: Int
+    /// The admin HTTP server's port (`/metrics`, `/healthz`), on `host`; 0 picks a free one.
+    public var adminPort: Int
     public var dataDir = "./data"
     /// File holding the internal secret shared with the gateway; default `<data-dir>/internal.secret`.
     public var secretFile: String?
     public var synchronous: SynchronousMode = .normal
     public var logLevel: Logger.Level = .info
+    /// The config file that was read, if any.
+    public var configFile: String?
+    /// Addresses of the services this one calls, by key (see ``ServiceKind/peers``).
+    public var peers: [String: Address]
 
-    public init(name: String, defaultPort: Int) {
-        self.name = name
-        self.port = defaultPort
+    /// The defaults.
+    public init(_ kind: ServiceKind) {
+        self.kind = kind
+        port = kind.defaultPort
+        adminPort = kind.defaultAdminPort
+        peers = Dictionary(uniqueKeysWithValues: kind.peers.map { ($0.key, $0.default) })
     }
 
-    /// Reads the environment, then the command line. Throws a message naming the bad setting.
+    /// The address of peer `key` (one of ``ServiceKind/peers``).
+    public func peer(_ key: String) -> Address {
+        guard let address = peers[key] else { preconditionFailure("platos-\(name) has no peer '\(key)'") }
+        return address
+    }
+
+    /// The environment variable for `key`, or nil for keys only the config file and flags set.
+    public static func environmentVariable(for key: String, of kind: ServiceKind) -> String? {
+        let service = kind.rawValue.uppercased()
+        switch key {
+        case "host": return "PLATOS_HOST"
+        case "port": return "PLATOS_\(service)_PORT"
+        case "admin-port": return "PLATOS_\(service)_ADMIN_PORT"
+        case "data-dir": return "PLATOS_DATA_DIR"
+        case "secret-file": return "PLATOS_INTERNAL_SECRET_FILE"
+        case "synchronous": return "PLATOS_SYNCHRONOUS"
+        case "log-level": return "PLATOS_LOG_LEVEL"
+        default:
+            guard kind.peers.contains(where: { $0.key == key }) else { return nil }
+            return "PLATOS_\(key.uppercased())_ADDR"
+        }
+    }
+
+    /// Reads the config file, the environment, then the command line. Throws a message naming
+    /// the bad setting and where it came from.
     public static func parse(
-        name: String, defaultPort: Int, arguments: [String] = Array(CommandLine.arguments.dropFirst()),
+        _ kind: ServiceKind, arguments: [String] = Array(CommandLine.arguments.dropFirst()),
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws -> ServiceOptions {
-        var options = ServiceOptions(name: name, defaultPort: defaultPort)
-        let envPortKey = "PLATOS_\(name.uppercased())_PORT"
-        func apply(_ key: String, _ value: String) throws {
-            switch key {
-            case "port", envPortKey:
-                guard let port = Int(value), (0...65535).contains(port) else {
-                    throw ServiceOptionsError("\(key) must be a port number 0–65535, got '\(value)'")
-                }
-                options.port = port
-            case "host", "PLATOS_HOST": options.host = value
-            case "data-dir", "PLATOS_DATA_DIR": options.dataDir = value
-            case "secret-file", "PLATOS_INTERNAL_SECRET_FILE": options.secretFile = value
-            case "synchronous", "PLATOS_SYNCHRONOUS":
-                guard let mode = SynchronousMode(rawValue: value.uppercased()) else {
-                    throw ServiceOptionsError("\(key) must be 'normal' or 'full', got '\(value)'")
-                }
-                options.synchronous = mode
-            case "log-level", "PLATOS_LOG_LEVEL":
-                guard let level = Logger.Level(rawValue: value.lowercased()) else {
-                    throw ServiceOptionsError("\(key) must be one of trace, debug, info, notice, warning, error, critical")
-                }
-                options.logLevel = level
-            default:
-                throw ServiceOptionsError(
-                    "unknown option --\(key); options: --host, --port, --data-dir, --secret-file, --synchronous, --log-level")
+        var options = ServiceOptions(kind)
+        let flags = try parseFlags(arguments, kind: kind)
+
+        // 2. The config file: --config wins over PLATOS_CONFIG.
+        let configPath = flags.last(where: { $0.key == "config" })?.value
+            ?? environment["PLATOS_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
+        if let configPath {
+            let file = try ConfigFile.load(path: configPath)
+            for entry in file.entries(for: kind) {
+                try options.apply(entry.key, entry.value, source: "\(configPath):\(entry.line): \(entry.key)")
             }
+            options.configFile = configPath
         }
-        for key in [envPortKey, "PLATOS_HOST", "PLATOS_DATA_DIR", "PLATOS_INTERNAL_SECRET_FILE", "PLATOS_SYNCHRONOUS", "PLATOS_LOG_LEVEL"] {
-            if let value = environment[key], !value.isEmpty { try apply(key, value) }
+        // 3. The environment.
+        for key in kind.keys {
+            guard let variable = environmentVariable(for: key, of: kind),
+                let value = environment[variable], !value.isEmpty
+            else { continue }
+            try options.apply(key, value, source: variable)
         }
+        // 4. Flags.
+        for flag in flags where flag.key != "config" {
+            try options.apply(flag.key, flag.value, source: "--\(flag.key)")
+        }
+        return options
+    }
+
+    /// `--key value` and `--key=value` pairs, in order; unknown keys are an error.
+    private static func parseFlags(_ arguments: [String], kind: ServiceKind) throws -> [(key: String, value: String)] {
+        var flags: [(key: String, value: String)] = []
         var it = arguments.makeIterator()
         while let arg = it.next() {
             guard arg.hasPrefix("--") else { throw ServiceOptionsError("unexpected argument '\(arg)'") }
@@ -68,9 +164,47 @@ public struct ServiceOptions: Sendable {
                 guard let next = it.next() else { throw ServiceOptionsError("--\(key) needs a value") }
                 value = next
             }
-            try apply(key, value)
+            guard key == "config" || kind.keys.contains(key) else {
+                throw ServiceOptionsError(
+                    "unknown option --\(key); options: \((["config"] + kind.keys).map { "--\($0)" }.joined(separator: ", "))")
+            }
+            flags.append((key, value))
         }
-        return options
+        return flags
+    }
+
+    /// Sets `key` from text; `source` names where it came from in an error.
+    private mutating func apply(_ key: String, _ value: String, source: String) throws {
+        func portNumber() throws -> Int {
+            guard let port = Int(value), (0...65535).contains(port) else {
+                throw ServiceOptionsError("\(source) must be a port number 0–65535, got '\(value)'")
+            }
+            return port
+        }
+        switch key {
+        case "host": host = value
+        case "port": port = try portNumber()
+        case "admin-port": adminPort = try portNumber()
+        case "data-dir": dataDir = value
+        case "secret-file": secretFile = value
+        case "synchronous":
+            guard let mode = SynchronousMode(rawValue: value.uppercased()) else {
+                throw ServiceOptionsError("\(source) must be 'normal' or 'full', got '\(value)'")
+            }
+            synchronous = mode
+        case "log-level":
+            guard let level = Logger.Level(rawValue: value.lowercased()) else {
+                throw ServiceOptionsError(
+                    "\(source) must be one of trace, debug, info, notice, warning, error, critical, got '\(value)'")
+            }
+            logLevel = level
+        default:
+            guard peers[key] != nil else { throw ServiceOptionsError("\(source): platos-\(name) has no option '\(key)'") }
+            guard let address = Address(value) else {
+                throw ServiceOptionsError("\(source) must be host:port, got '\(value)'")
+            }
+            peers[key] = address
+        }
     }
 
     public var databasePath: String { "\(dataDir)/\(name).sqlite" }

@@ -5,8 +5,8 @@ import PlatosProto
 import PlatosRPC
 
 /// A real service executable started for a test: launched from the build directory with a data
-/// directory of its own, on port 0, and considered up once it prints its `READY` line (no
-/// sleeps: the line is awaited with a deadline).
+/// directory of its own, on port 0 (RPC and admin), and considered up once it prints its `READY`
+/// line (no sleeps: the line is awaited with a deadline).
 final class ServiceProcess: @unchecked Sendable {
     // @unchecked: `process` and the pipes are only touched through their own thread-safe APIs,
     // and `lines` is behind a lock.
@@ -15,6 +15,8 @@ final class ServiceProcess: @unchecked Sendable {
     let process = Process()
     private let lines = NIOLockedValueBox<[String]>([])
     private(set) var port = 0
+    /// The admin HTTP port (`/metrics`, `/healthz`).
+    private(set) var adminPort = 0
 
     /// The directory holding the built executables (next to the test bundle), or
     /// `PLATOS_BIN_DIR`.
@@ -41,7 +43,7 @@ final class ServiceProcess: @unchecked Sendable {
         self.name = name
         self.dataDir = dataDir
         process.executableURL = Self.binDirectory.appendingPathComponent("platos-\(name)")
-        process.arguments = ["--port", "0", "--data-dir", dataDir] + extraArguments
+        process.arguments = ["--port", "0", "--admin-port", "0", "--data-dir", dataDir] + extraArguments
         var environment = ProcessInfo.processInfo.environment
         environment["PLATOS_LOG_LEVEL"] = environment["PLATOS_LOG_LEVEL"] ?? "warning"
         process.environment = environment
@@ -61,9 +63,10 @@ final class ServiceProcess: @unchecked Sendable {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if let ready = lines.withLockedValue({ $0.first { $0.hasPrefix("READY ") } }),
-                let port = ready.split(separator: ":").last.flatMap({ Int($0) })
+                let port = Self.port(of: "rpc", in: ready), let adminPort = Self.port(of: "admin", in: ready)
             {
                 self.port = port
+                self.adminPort = adminPort
                 return
             }
             guard process.isRunning else { break }
@@ -71,6 +74,12 @@ final class ServiceProcess: @unchecked Sendable {
         }
         process.terminate()
         throw RPCError(.unavailable, "platos-\(name) did not print READY within \(timeout); output: \(lines.withLockedValue { $0 })")
+    }
+
+    /// The port of `field=<host>:<port>` in `READY platos-<name> rpc=<host>:<port> admin=<host>:<port>`.
+    static func port(of field: String, in line: String) -> Int? {
+        line.split(separator: " ").first { $0.hasPrefix("\(field)=") }
+            .flatMap { $0.split(separator: ":").last }.flatMap { Int($0) }
     }
 
     /// `platos-registry issue-admin-token` against `dataDir`: the bootstrap admin secret.

@@ -76,6 +76,9 @@ public final class RPCServer: Service, Sendable {
     /// The bound port, once started.
     public var port: Int? { state.withLockedValue { $0.channel?.localAddress?.port } }
 
+    /// True once shutdown has begun: new calls are refused and `health.check` says NOT_SERVING.
+    public var isDraining: Bool { lifecycle.isDraining }
+
     private func initialize(_ channel: any Channel) throws {
         let overLimit = state.withLockedValue { $0.connections.count >= configuration.maxConnections || $0.shutDown }
         if overLimit {

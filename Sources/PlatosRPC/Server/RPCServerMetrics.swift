@@ -4,6 +4,13 @@ import Synchronization
 
 /// The server's swift-metrics instruments. Dimensioned counters are created once per
 /// (method, code) and cached, so the per-call cost is a dictionary lookup, not a factory call.
+///
+/// - `rpc_server_calls_total{server,method,code}`: calls answered by a handler;
+/// - `rpc_server_errors_total{server,code}`: every call answered with a status other than OK,
+///   including those refused before a handler ran (unknown method, too many in flight);
+/// - `rpc_server_call_duration_seconds{server,method}`: handler latency histogram;
+/// - `rpc_server_calls_in_flight{server}`, `rpc_server_connections{server}`: gauges;
+/// - `rpc_server_events_total{server,event,code}`: rejections, cancellations, deadlines, GOAWAYs.
 final class RPCServerMetrics: Sendable {
     private let label: String
     private let inFlight: Gauge
@@ -12,6 +19,7 @@ final class RPCServerMetrics: Sendable {
     private let connectionCount = Atomic<Int>(0)
     private let instruments = NIOLockedValueBox([InstrumentKey: (calls: Counter, latency: Timer)]())
     private let errorCounters = NIOLockedValueBox([String: Counter]())
+    private let errorsByCode = NIOLockedValueBox([Int32: Counter]())
 
     /// Per-call lookups use this instead of a formatted string: no allocation on the hot path.
     private struct InstrumentKey: Hashable {
@@ -51,6 +59,16 @@ final class RPCServerMetrics: Sendable {
         }
         pair.calls.increment()
         pair.latency.recordNanoseconds(elapsed.nanoseconds)
+        if code != .ok { countError(code) }
+    }
+
+    private func countError(_ code: RPCError.Code) {
+        errorsByCode.withLockedValue { cache in
+            if let c = cache[code.wire.protoValue] { return c }
+            let c = Counter(label: "rpc_server_errors_total", dimensions: [("server", label), ("code", "\(code)")])
+            cache[code.wire.protoValue] = c
+            return c
+        }.increment()
     }
 
     func callsAbandoned(_ n: Int) {
@@ -58,7 +76,10 @@ final class RPCServerMetrics: Sendable {
         inFlight.record(inFlightCount.subtract(n, ordering: .relaxed).newValue)
     }
 
-    func callRejected(_ method: String, _ code: RPCError.Code) { error("rejected", code) }
+    func callRejected(_ method: String, _ code: RPCError.Code) {
+        error("rejected", code)
+        countError(code)
+    }
     func callCancelled() { error("cancelled", .cancelled) }
     func deadlineExceeded() { error("deadline", .deadlineExceeded) }
     func goAway(_ code: RPCError.Code) { error("goaway", code) }

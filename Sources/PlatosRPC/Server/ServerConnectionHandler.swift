@@ -116,10 +116,12 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private func startCall(_ frame: V1.Frame, context: ChannelHandlerContext) {
         let callId = frame.callId
         if draining || lifecycle.isDraining {
+            metrics.callRejected(frame.method, .unavailable)
             reply(context, callId, RPCError(.unavailable, "server is shutting down; retry on another connection"))
             return
         }
         guard calls[callId] == nil else {
+            metrics.callRejected(frame.method, .invalidArgument)
             reply(context, callId, RPCError(.invalidArgument, "call id \(callId) is already in flight on this connection"))
             return
         }
@@ -231,25 +233,34 @@ struct ServerCallJob: Sendable {
     let metrics: RPCServerMetrics
     let logger: Logger
 
+    /// Codes that say the server (or something behind it) failed rather than the caller: their
+    /// call line is logged at warning, every other call's at debug.
+    static let serverFaults: Set<RPCError.Code> = [.unknown, .internal, .dataLoss, .unavailable, .deadlineExceeded]
+
     func run() async {
         let started = ContinuousClock.now
-        let code = await ServerContext.$current.withValue(context) {
+        var (code, failure) = await ServerContext.$current.withValue(context) {
             await runHandler()
         }
-        let elapsed = ContinuousClock.now - started
+        let now = ContinuousClock.now
+        let elapsed = now - started
+        // The connection already answered DEADLINE_EXCEEDED and cancelled the task.
+        if code == .cancelled, let deadline = context.deadline, now >= deadline { code = .deadlineExceeded }
         metrics.callFinished(context.method, code, elapsed)
-        if logger.logLevel <= .debug {
-            logger.debug(
-                "call",
-                metadata: [
-                    "call_id": "\(context.callId)", "method": "\(context.method)", "status": "\(code)",
-                    "duration_us": "\(elapsed.nanoseconds / 1000)",
-                ])
+        let level: Logger.Level = Self.serverFaults.contains(code) ? .warning : .debug
+        if logger.logLevel <= level {
+            var metadata: Logger.Metadata = [
+                "call_id": "\(context.callId)", "method": "\(context.method)", "status": "\(code)",
+                "duration_us": "\(elapsed.nanoseconds / 1000)", "peer": "\(context.peer)",
+            ]
+            if let failure { metadata["error"] = "\(failure)" }
+            logger.log(level: level, "call", metadata: metadata)
         }
     }
 
-    /// Runs one handler to completion and queues its final frame. Returns the status code sent.
-    private func runHandler() async -> RPCError.Code {
+    /// Runs one handler to completion and queues its final frame. Returns the status code sent
+    /// and, when the handler threw, what it threw (for the log: an `INTERNAL` answer hides it).
+    private func runHandler() async -> (RPCError.Code, (any Error)?) {
         let callId = context.callId
         switch handler {
         case .unary(let body):
@@ -258,19 +269,20 @@ struct ServerCallJob: Sendable {
                 let frame = V1.Frame(callId: callId, kind: .response, payload: response, status: V1.Status(code: .ok))
                 do {
                     outbox.enqueue(.init(callId: callId, bytes: try FrameBytes.encode(frame, maxFrameLength: maxFrameLength), ends: true))
-                    return .ok
+                    return (.ok, nil)
                 } catch {
                     let error = RPCError(.resourceExhausted, "response of \(response.count) bytes exceeds the frame limit")
                     outbox.enqueue(.init(callId: callId, bytes: FrameBytes.status(.response, callId: callId, error), ends: true))
-                    return error.code
+                    return (error.code, error)
                 }
             } catch {
                 let status = RPCRouter.status(for: error)
                 outbox.enqueue(.init(callId: callId, bytes: FrameBytes.status(.response, callId: callId, status), ends: true))
-                return status.code
+                return (status.code, error)
             }
         case .serverStreaming(let body):
             let status: RPCError
+            var failure: (any Error)?
             do {
                 try await body(payload, context) { message in
                     try Task.checkCancellation()
@@ -282,9 +294,10 @@ struct ServerCallJob: Sendable {
                 status = RPCError(.ok, "")
             } catch {
                 status = RPCRouter.status(for: error)
+                failure = error
             }
             outbox.enqueue(.init(callId: callId, bytes: FrameBytes.status(.streamEnd, callId: callId, status), ends: true))
-            return status.code
+            return (status.code, failure)
         }
     }
 }

@@ -1,20 +1,28 @@
+// platos-memory: cluster-shared memory per (cluster, user).
+//
+//   platos-memory [common flags]
+//
+// Thin on purpose: configuration in, service out. Everything testable lives in MemoryService.
+import Foundation
 import MemoryService
 import PlatosAuth
 import PlatosService
 
-await ServiceRunner.runHealthCheckIfAsked(name: "memory", defaultPort: 7402)
+await ServiceRunner.runHealthCheckIfAsked(.memory)
 
-// Thin on purpose: configuration in, service out. Everything testable lives in MemoryService.
 let options: ServiceOptions
-let store: SQLiteMemoryStore
-let signer: PrincipalSigner
 do {
-    options = try ServiceOptions.parse(name: "memory", defaultPort: 7402)
-    store = try SQLiteMemoryStore.open(path: options.databasePath, synchronous: options.synchronous)
-    signer = try PrincipalSigner(secret: options.loadSecret())
+    options = try ServiceOptions.parse(.memory)
 } catch {
     ServiceRunner.exitWithUsage(error, name: "memory")
 }
-let logger = ServiceRunner.logger(options)
-let router = MemoryHandlers(store: store).router(signer: signer)
-try await ServiceRunner.run(options: options, router: router, logger: logger)
+let logger = ServiceRunner.bootstrap(options)
+do {
+    let store = try SQLiteMemoryStore.open(path: options.databasePath, synchronous: options.synchronous)
+    let signer = try PrincipalSigner(secret: options.loadSecret())
+    let router = MemoryHandlers(store: store).router(signer: signer)
+    try await ServiceRunner.run(options: options, router: router, logger: logger)
+} catch {
+    logger.critical("platos-memory stopped", metadata: ["error": "\(error)"])
+    exit(1)
+}

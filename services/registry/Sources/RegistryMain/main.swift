@@ -1,7 +1,7 @@
 // platos-registry: agents, clusters, memberships and tokens.
 //
-//   platos-registry [--host H] [--port 7401] [--data-dir D] [--secret-file F] [--synchronous normal|full]
-//   platos-registry issue-admin-token --org O --project P --env E [--data-dir D]
+//   platos-registry [common flags]
+//   platos-registry issue-admin-token --org O --project P --env E [--data-dir D] [--config F]
 //
 // The second form creates the first admin token of a scope straight in the database and prints
 // its secret once: there is no built-in default secret to bootstrap from.
@@ -10,7 +10,7 @@ import PlatosAuth
 import PlatosService
 import RegistryService
 
-await ServiceRunner.runHealthCheckIfAsked(name: "registry", defaultPort: 7401)
+await ServiceRunner.runHealthCheckIfAsked(.registry)
 
 var arguments = Array(CommandLine.arguments.dropFirst())
 if arguments.first == "issue-admin-token" {
@@ -26,7 +26,7 @@ if arguments.first == "issue-admin-token" {
         }
     }
     do {
-        let options = try ServiceOptions.parse(name: "registry", defaultPort: 7401, arguments: rest)
+        let options = try ServiceOptions.parse(.registry, arguments: rest)
         guard let org = scopeParts["org"], let project = scopeParts["project"], let env = scopeParts["env"] else {
             throw ServiceOptionsError("issue-admin-token needs --org, --project and --env")
         }
@@ -41,16 +41,16 @@ if arguments.first == "issue-admin-token" {
 
 let options: ServiceOptions
 do {
-    options = try ServiceOptions.parse(name: "registry", defaultPort: 7401, arguments: arguments)
+    options = try ServiceOptions.parse(.registry, arguments: arguments)
 } catch {
     ServiceRunner.exitWithUsage(error, name: "registry")
 }
-let logger = ServiceRunner.logger(options)
+let logger = ServiceRunner.bootstrap(options)
 do {
     let signer = try PrincipalSigner(secret: try options.loadSecret())
     let handlers = try Registry.handlers(databasePath: options.databasePath, synchronous: options.synchronous)
     try await ServiceRunner.run(options: options, router: handlers.router(signer: signer), logger: logger)
 } catch {
-    logger.critical("platos-registry stopped: \(error)")
+    logger.critical("platos-registry stopped", metadata: ["error": "\(error)"])
     exit(1)
 }
