@@ -122,9 +122,10 @@ struct DevCommand: AsyncParsableCommand {
               logs         \(dataDir)/logs/
 
             Try, from another terminal in this directory (with the platos executables on PATH):
-            \(environment.map { "  \($0)\n" }.joined())  platos agents create --slug wally-chat --name "Wally chat"
+            \(environment.map { "  \($0)\n" }.joined())  platos call agents.create '{"slug": "wally-chat", "name": "Wally chat"}'
               platos call agents.list '{}' --output table
-              platos call --describe memory.recall
+              platos call tokens.list '{}' --output table
+            More: `platos call --list`, `platos call --describe <method>`, and the README's walkthrough.
 
             Ctrl-C stops the stack.
             """
