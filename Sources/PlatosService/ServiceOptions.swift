@@ -1,4 +1,5 @@
 import Foundation
+import PlatosRPC
 import Logging
 import PlatosStorage
 
@@ -21,9 +22,9 @@ public enum ServiceKind: String, CaseIterable, Sendable {
 
     /// The services this one calls, by option key (`--registry`, `PLATOS_REGISTRY_ADDR`), with
     /// their default addresses.
-    public var peers: [(key: String, default: ServiceOptions.Address)] {
-        func local(_ kind: ServiceKind) -> (key: String, default: ServiceOptions.Address) {
-            (kind.rawValue, ServiceOptions.Address(host: "127.0.0.1", port: kind.defaultPort))
+    public var peers: [(key: String, default: RPCEndpoint)] {
+        func local(_ kind: ServiceKind) -> (key: String, default: RPCEndpoint) {
+            (kind.rawValue, RPCEndpoint(host: "127.0.0.1", port: kind.defaultPort))
         }
         switch self {
         case .gateway: return [local(.registry), local(.memory), local(.threads)]
@@ -46,26 +47,6 @@ public enum ServiceKind: String, CaseIterable, Sendable {
 ///
 /// Keys, flags and environment variables are listed in README.md ("Configuration").
 public struct ServiceOptions: Sendable {
-    /// `host:port` of another service.
-    public struct Address: Sendable, Hashable, CustomStringConvertible {
-        public var host: String
-        public var port: Int
-        public init(host: String, port: Int) {
-            self.host = host
-            self.port = port
-        }
-
-        /// Parses `host:port` (port 1–65535, host not empty).
-        public init?(_ text: String) {
-            guard let colon = text.lastIndex(of: ":"), colon > text.startIndex,
-                let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port)
-            else { return nil }
-            self.init(host: String(text[..<colon]), port: port)
-        }
-
-        public var description: String { "\(host):\(port)" }
-    }
-
     /// The keys every executable takes.
     public static let commonKeys = ["host", "port", "admin-port", "data-dir", "secret-file", "synchronous", "log-level"]
 
@@ -83,7 +64,7 @@ public struct ServiceOptions: Sendable {
     /// The config file that was read, if any.
     public var configFile: String?
     /// Addresses of the services this one calls, by key (see ``ServiceKind/peers``).
-    public var peers: [String: Address]
+    public var peers: [String: RPCEndpoint]
 
     /// The defaults.
     public init(_ kind: ServiceKind) {
@@ -94,7 +75,7 @@ public struct ServiceOptions: Sendable {
     }
 
     /// The address of peer `key` (one of ``ServiceKind/peers``).
-    public func peer(_ key: String) -> Address {
+    public func peer(_ key: String) -> RPCEndpoint {
         guard let address = peers[key] else { preconditionFailure("platos-\(name) has no peer '\(key)'") }
         return address
     }
@@ -200,7 +181,7 @@ public struct ServiceOptions: Sendable {
             logLevel = level
         default:
             guard peers[key] != nil else { throw ServiceOptionsError("\(source): platos-\(name) has no option '\(key)'") }
-            guard let address = Address(value) else {
+            guard let address = RPCEndpoint(value) else {
                 throw ServiceOptionsError("\(source) must be host:port, got '\(value)'")
             }
             peers[key] = address

@@ -64,14 +64,3 @@ import Testing
         #expect(try JSONValue(parsing: json) == JSONValue(parsing: #"{"a": "1"}"#))
     }
 }
-
-@Suite struct HostPortTests {
-    @Test func parsesIPv4IPv6AndRejectsNonsense() {
-        #expect(HostPort("127.0.0.1:7400") == HostPort(host: "127.0.0.1", port: 7400))
-        #expect(HostPort("[::1]:7400") == HostPort(host: "::1", port: 7400))
-        #expect(HostPort("[::1]:7400")?.description == "[::1]:7400")
-        #expect(HostPort("localhost") == nil)
-        #expect(HostPort(":7400") == nil)
-        #expect(HostPort("h:70000") == nil)
-    }
-}

@@ -38,12 +38,12 @@ struct GatewayOptions: ParsableArguments {
     var environment: [String: String] { ProcessInfo.processInfo.environment }
 
     /// `--gateway`, else PLATOS_GATEWAY, else the dev stack's default address.
-    func gatewayAddress() throws -> (host: String, port: Int) {
+    func gatewayAddress() throws -> RPCEndpoint {
         let text = gateway ?? environment["PLATOS_GATEWAY"].flatMap { $0.isEmpty ? nil : $0 } ?? Self.defaultGateway
-        guard let address = HostPort(text) else {
+        guard let address = RPCEndpoint(text) else {
             throw ValidationError("--gateway must be host:port, got '\(text)'")
         }
-        return (address.host, address.port)
+        return address
     }
 
     /// `--token`, else PLATOS_TOKEN, else the admin token `platos dev` keeps in its data directory.
@@ -78,28 +78,4 @@ struct GatewayOptions: ParsableArguments {
         if let task { metadata[MetadataKey.task] = task }
         return metadata
     }
-}
-
-/// `host:port`, with IPv6 hosts in brackets (`[::1]:7400`).
-struct HostPort: Equatable {
-    let host: String
-    let port: Int
-
-    init(host: String, port: Int) {
-        self.host = host
-        self.port = port
-    }
-
-    init?(_ text: String) {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
-            (0...65535).contains(port)
-        else { return nil }
-        var host = String(text[..<colon])
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard !host.isEmpty else { return nil }
-        self.host = host
-        self.port = port
-    }
-
-    var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }

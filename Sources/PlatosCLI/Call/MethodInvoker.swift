@@ -12,9 +12,8 @@ struct MethodInvoker {
     /// One unary call; the response as proto3 JSON.
     func unary(_ method: RPCMethodDescriptor, request: JSONValue) async throws -> JSONValue {
         let payload = try Self.encode(method, request)
-        let (host, port) = try options.gatewayAddress()
         let metadata = try options.metadata()
-        let pool = RPCConnectionPool(host: host, port: port)
+        let pool = RPCConnectionPool(endpoint: try options.gatewayAddress())
         let deadline = ContinuousClock.now + .milliseconds(Int64((options.timeout ?? 10) * 1000))
         let bytes: [UInt8]
         do {
@@ -30,9 +29,8 @@ struct MethodInvoker {
     /// A server-streaming call; `each` gets every message as it arrives.
     func stream(_ method: RPCMethodDescriptor, request: JSONValue, each: (JSONValue) throws -> Void) async throws {
         let payload = try Self.encode(method, request)
-        let (host, port) = try options.gatewayAddress()
         let metadata = try options.metadata()
-        let pool = RPCConnectionPool(host: host, port: port)
+        let pool = RPCConnectionPool(endpoint: try options.gatewayAddress())
         let deadline = options.timeout.map { ContinuousClock.now + .milliseconds(Int64($0 * 1000)) }
         do {
             for try await bytes in pool.serverStreaming(method: method, payload: payload, metadata: metadata, deadline: deadline) {

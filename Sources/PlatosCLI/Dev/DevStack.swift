@@ -22,8 +22,8 @@ actor DevStack {
 
     /// The address each service reported in its READY line.
     struct Endpoints {
-        var rpc: [Service: HostPort] = [:]
-        var admin: [Service: HostPort] = [:]
+        var rpc: [Service: RPCEndpoint] = [:]
+        var admin: [Service: RPCEndpoint] = [:]
     }
 
     private let settings: Settings
@@ -98,10 +98,10 @@ actor DevStack {
 
     /// `READY platos-memory rpc=127.0.0.1:7402 admin=127.0.0.1:8402`.
     private func record(_ service: Service, readyLine: String) throws {
-        var fields: [String: HostPort] = [:]
+        var fields: [String: RPCEndpoint] = [:]
         for word in readyLine.split(separator: " ") {
             let parts = word.split(separator: "=", maxSplits: 1)
-            if parts.count == 2, let address = HostPort(String(parts[1])) { fields[String(parts[0])] = address }
+            if parts.count == 2, let address = RPCEndpoint(String(parts[1])) { fields[String(parts[0])] = address }
         }
         guard let rpc = fields["rpc"] else {
             throw DevStackError("platos-\(service.rawValue) printed a READY line without rpc=host:port: \(readyLine)")
@@ -112,7 +112,7 @@ actor DevStack {
 
     private func waitUntilServing(_ service: Service, timeout: Duration = .seconds(30)) async throws {
         let address = endpoints.rpc[service]!
-        let pool = RPCConnectionPool(host: address.host, port: address.port)
+        let pool = RPCConnectionPool(endpoint: address)
         defer { Task { await pool.close() } }
         let client = RPCClient(transport: pool, defaultTimeout: .seconds(2))
         let deadline = ContinuousClock.now + timeout

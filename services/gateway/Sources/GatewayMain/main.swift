@@ -19,13 +19,9 @@ do {
 let logger = ServiceRunner.bootstrap(options)
 do {
     var configuration = GatewayConfiguration()
-    func endpoint(_ key: String) -> GatewayConfiguration.Endpoint {
-        let address = options.peer(key)
-        return GatewayConfiguration.Endpoint(host: address.host, port: address.port)
-    }
-    configuration.registry = endpoint("registry")
-    configuration.memory = endpoint("memory")
-    configuration.threads = endpoint("threads")
+    configuration.registry = options.peer("registry")
+    configuration.memory = options.peer("memory")
+    configuration.threads = options.peer("threads")
     let gateway = Gateway(configuration: configuration, signer: try PrincipalSigner(secret: try options.loadSecret()), logger: logger)
     let watcher = Task { await gateway.watchMemberships() }
     try await ServiceRunner.run(options: options, router: gateway.router(), logger: logger)
