@@ -55,4 +55,19 @@ import Testing
         await pool.close()
         await server.shutdownGracefully()
     }
+
+    /// A server refuses a call it cannot start (here: a method it does not serve) with a RESPONSE
+    /// frame, before it knows the call is a stream; the stream must end with that status, not wait.
+    @Test(.timeLimit(.minutes(1))) func aStreamRefusedBeforeItStartsEndsWithTheRefusal() async throws {
+        let (server, port) = try await startServer(TestRouter.make(Observations()))
+        let connection = try await RPCConnection.connect(host: "127.0.0.1", port: port)
+        await #expect(throws: RPCError(.unimplemented, "unknown method 'registry.nope'")) {
+            for try await _ in connection.serverStreaming(
+                method: "registry.nope", payload: [], metadata: [:], deadline: .now + .seconds(30))
+            {}
+        }
+        #expect(connection.inFlight == 0)
+        await connection.close()
+        await server.shutdownGracefully()
+    }
 }

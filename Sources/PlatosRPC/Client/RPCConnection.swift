@@ -205,23 +205,26 @@ public final class RPCConnection: Sendable {
 
     func received(_ frame: V1.Frame) {
         switch frame.kind {
-        case .response:
-            guard let pending = state.withLockedValue({ $0.pending.removeValue(forKey: frame.callId) }),
-                case .unary(let c, let timer) = pending
-            else { return }
-            timer?.cancel()
+        case .response, .streamEnd:
+            // Either frame ends the call, whichever kind it is: a server refuses a call it cannot
+            // start (unknown method, draining, too many in flight) with a RESPONSE before it knows
+            // the call is a stream, and a stream left waiting here would never end.
+            guard let pending = state.withLockedValue({ $0.pending.removeValue(forKey: frame.callId) }) else { return }
             let status = frame.status ?? V1.Status()
-            if status.code == .ok { c.resume(returning: frame.payload) } else { c.resume(throwing: RPCError(status: status)) }
+            let error = status.code == .ok ? nil : RPCError(status: status)
+            switch (pending, frame.kind) {
+            case (.unary(let c, let timer), .response):
+                timer?.cancel()
+                if let error { c.resume(throwing: error) } else { c.resume(returning: frame.payload) }
+            case (.stream(let c, let timer), .streamEnd):
+                timer?.cancel()
+                if let error { c.finish(throwing: error) } else { c.finish() }
+            default:
+                pending.fail(error ?? RPCError(.internal, "\(endpoint) ended call \(frame.callId) with a \(frame.kind) frame"))
+            }
         case .streamMessage:
             guard case .stream(let c, _)? = state.withLockedValue({ $0.pending[frame.callId] }) else { return }
             c.yield(frame.payload)
-        case .streamEnd:
-            guard let pending = state.withLockedValue({ $0.pending.removeValue(forKey: frame.callId) }),
-                case .stream(let c, let timer) = pending
-            else { return }
-            timer?.cancel()
-            let status = frame.status ?? V1.Status()
-            if status.code == .ok { c.finish() } else { c.finish(throwing: RPCError(status: status)) }
         case .goaway:
             let status = frame.status ?? V1.Status()
             state.withLockedValue {
