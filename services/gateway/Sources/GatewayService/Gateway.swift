@@ -137,7 +137,8 @@ public final class Gateway: Sendable {
     }
 
     /// One round trip for an agent turn: recall and recent messages in parallel. A failing side
-    /// does not fail the call; its status says what went wrong.
+    /// (a backend that is down) does not fail the call; its status says what went wrong. A thread
+    /// the caller cannot read does: `NOT_FOUND` or `PERMISSION_DENIED`, as from threads.get.
     func loadContext(_ request: V1.LoadContextRequest, _ context: ServerContext) async throws -> V1.LoadContextResponse {
         let principal = try await admit(V1.ContextService.load.descriptor, context)
         guard !request.threadId.isEmpty else { throw RPCError(.invalidArgument, "thread_id is required") }
@@ -160,6 +161,13 @@ public final class Gateway: Sendable {
             try await threads.call(V1.ThreadsService.get, V1.GetThreadRequest(threadId: request.threadId), timeout: timeout)
         }
         let (memories, messages, header) = await (recalled, listed, thread)
+        // A thread the caller cannot read is answered as threads.get answers it, whole: a
+        // partial answer is for a side that is down, not for naming someone else's thread
+        // (DESIGN §4: the same answer as for a thread that does not exist).
+        for case .failure(let error) in [header.map { _ in () }, messages.map { _ in () }]
+        where error.code == .notFound || error.code == .permissionDenied {
+            throw error
+        }
         var response = V1.LoadContextResponse()
         switch memories {
         case .success(let r): response.memories = r.items; response.memoriesStatus = V1.Status(code: .ok)

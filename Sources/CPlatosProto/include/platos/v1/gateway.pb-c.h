@@ -42,7 +42,8 @@ struct  Platos__V1__LoadContextRequest
 
 /*
  * One agent turn's context, fetched from memory and threads in parallel. When one side fails
- * the other is still returned and that side's status says why.
+ * the other is still returned and that side's status says why; a thread the caller cannot read
+ * fails the whole call instead (NOT_FOUND or PERMISSION_DENIED, as threads.get answers).
  */
 struct  Platos__V1__LoadContextResponse
 {
