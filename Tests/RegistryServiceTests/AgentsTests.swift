@@ -80,7 +80,7 @@ import Testing
             _ = try await f.agent(agent.id).call(V1.AgentsService.create, V1.CreateAgentRequest(slug: "b", name: "B"))
         }
         #expect(error?.code == .permissionDenied)
-        // Agents may read their scope.
+        // Agents may read themselves (and their own cluster: ScopeIsolationTests).
         #expect(try await f.agent(agent.id).call(V1.AgentsService.get, V1.GetAgentRequest(agentId: agent.id)).id == agent.id)
     }
 

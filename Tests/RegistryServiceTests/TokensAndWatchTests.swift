@@ -90,6 +90,36 @@ import Testing
         #expect(try await f.admin().call(V1.ClustersService.get, V1.GetClusterRequest(clusterId: cluster.id)).agentIds.count == 2)
         #expect(try await f.gateway.call(V1.AuthService.resolve, V1.ResolveTokenRequest(secret: token.secret)).tokenId == token.token!.id)
     }
+
+    /// An agent reads itself and its own cluster; the other clusters of its scope, their members
+    /// and the agents in no cluster are answered like ids that do not exist. Admins read it all.
+    @Test func anAgentReadsOnlyItsOwnCluster() async throws {
+        let f = try RegistryFixture()
+        let (a1, a2, b1, b2, loner) = (
+            try await f.createAgent("a1"), try await f.createAgent("a2"), try await f.createAgent("b1"),
+            try await f.createAgent("b2"), try await f.createAgent("loner")
+        )
+        let a = try await f.admin().call(V1.ClustersService.create, V1.CreateClusterRequest(name: "A", slug: "a", agentIds: [a1.id, a2.id]))
+        let b = try await f.admin().call(V1.ClustersService.create, V1.CreateClusterRequest(name: "B", slug: "b", agentIds: [b1.id, b2.id]))
+        let asA1 = f.agent(a1.id, cluster: a.id)
+        #expect(try await asA1.call(V1.AgentsService.get, V1.GetAgentRequest(agentId: a2.id)).id == a2.id)
+        #expect(try await asA1.call(V1.ClustersService.get, V1.GetClusterRequest(clusterId: a.id)).id == a.id)
+        #expect(Set(try await asA1.call(V1.AgentsService.list, V1.ListAgentsRequest()).agents.map(\.id)) == [a1.id, a2.id])
+        #expect(try await asA1.call(V1.ClustersService.list, V1.ListClustersRequest()).clusters.map(\.id) == [a.id])
+        for id in [b1.id, loner.id] {
+            let error = await rpcError { _ = try await asA1.call(V1.AgentsService.get, V1.GetAgentRequest(agentId: id)) }
+            #expect(error == RPCError(.notFound, "agent '\(id)' not found"))
+        }
+        let clusterError = await rpcError { _ = try await asA1.call(V1.ClustersService.get, V1.GetClusterRequest(clusterId: b.id)) }
+        #expect(clusterError == RPCError(.notFound, "cluster '\(b.id)' not found"))
+        // An agent in no cluster reads itself only.
+        let asLoner = f.agent(loner.id)
+        #expect(try await asLoner.call(V1.AgentsService.get, V1.GetAgentRequest(agentId: loner.id)).id == loner.id)
+        #expect(try await asLoner.call(V1.AgentsService.list, V1.ListAgentsRequest(unclusteredOnly: true)).agents.map(\.id) == [loner.id])
+        #expect(try await asLoner.call(V1.ClustersService.list, V1.ListClustersRequest()).clusters.isEmpty)
+        #expect(try await f.admin().call(V1.AgentsService.list, V1.ListAgentsRequest()).agents.count == 5)
+        #expect(try await f.admin().call(V1.ClustersService.list, V1.ListClustersRequest()).clusters.count == 2)
+    }
 }
 
 @Suite struct WatchTests {

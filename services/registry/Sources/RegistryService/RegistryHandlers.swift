@@ -49,10 +49,14 @@ public struct RegistryHandlers: Sendable {
         }
         router.register(V1.AgentsService.get) { request, caller in
             try RegistryValidation.id(request.agentId, field: "agent_id")
-            return try await store.agent(request.agentId, scope: caller.scope)
+            let agent = try await store.agent(request.agentId, scope: caller.scope)
+            if let reach = AgentReach(caller.principal), !reach.reaches(agent) {
+                throw RegistryError.agentNotFound(request.agentId)
+            }
+            return agent
         }
         router.register(V1.AgentsService.list) { request, caller in
-            try await store.listAgents(request, scope: caller.scope)
+            try await store.listAgents(request, scope: caller.scope, reach: AgentReach(caller.principal))
         }
         router.register(V1.AgentsService.update) { request, caller in
             try Self.requireAdmin(caller)
@@ -82,10 +86,14 @@ public struct RegistryHandlers: Sendable {
         }
         router.register(V1.ClustersService.get) { request, caller in
             try RegistryValidation.id(request.clusterId, field: "cluster_id")
-            return try await store.cluster(request.clusterId, scope: caller.scope)
+            let cluster = try await store.cluster(request.clusterId, scope: caller.scope)
+            if let reach = AgentReach(caller.principal), !reach.reaches(cluster) {
+                throw RegistryError.clusterNotFound(request.clusterId)
+            }
+            return cluster
         }
         router.register(V1.ClustersService.list) { request, caller in
-            try await store.listClusters(request, scope: caller.scope)
+            try await store.listClusters(request, scope: caller.scope, reach: AgentReach(caller.principal))
         }
         router.register(V1.ClustersService.update) { request, caller in
             try Self.requireAdmin(caller)

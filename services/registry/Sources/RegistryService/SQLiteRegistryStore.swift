@@ -64,15 +64,23 @@ final class SQLiteRegistryStore: RegistryStore {
         return RegistryRows.agent(row)
     }
 
-    func listAgents(_ request: V1.ListAgentsRequest, scope: V1.Scope) async throws -> V1.ListAgentsResponse {
+    func listAgents(_ request: V1.ListAgentsRequest, scope: V1.Scope, reach: AgentReach?) async throws
+        -> V1.ListAgentsResponse
+    {
         let size = PageCursor.size(request.page)
         let after = try PageCursor.after(request.page)
         return try await database.read { db in
             var sql = RegistryRows.agentSelect + " AND agent.id > ?"
-            if request.unclusteredOnly { sql += " AND membership.cluster_id IS NULL" }
-            sql += " ORDER BY agent.id LIMIT ?"
             var arguments = RegistryRows.scopeArguments(scope)
-            arguments += [after, size + 1]
+            arguments += [after]
+            if request.unclusteredOnly { sql += " AND membership.cluster_id IS NULL" }
+            if let reach {
+                // Empty ids match nothing: every stored agent and cluster id is non-empty.
+                sql += " AND (agent.id = ? OR membership.cluster_id = ?)"
+                arguments += [reach.agentId, reach.clusterId]
+            }
+            sql += " ORDER BY agent.id LIMIT ?"
+            arguments += [size + 1]
             let rows = try Row.fetchAll(db, sql: sql, arguments: arguments)
             let agents = rows.prefix(size).map(RegistryRows.agent)
             return V1.ListAgentsResponse(
@@ -209,14 +217,21 @@ final class SQLiteRegistryStore: RegistryStore {
             updatedAtUnixMs: row["updated_at"])
     }
 
-    func listClusters(_ request: V1.ListClustersRequest, scope: V1.Scope) async throws -> V1.ListClustersResponse {
+    func listClusters(_ request: V1.ListClustersRequest, scope: V1.Scope, reach: AgentReach?) async throws
+        -> V1.ListClustersResponse
+    {
         let size = PageCursor.size(request.page)
         let after = try PageCursor.after(request.page)
         return try await database.read { db in
-            let ids = try String.fetchAll(
-                db,
-                sql: "SELECT id FROM cluster WHERE org = ? AND project = ? AND env = ? AND id > ? ORDER BY id LIMIT ?",
-                arguments: [scope.org, scope.project, scope.env, after, size + 1])
+            var sql = "SELECT id FROM cluster WHERE org = ? AND project = ? AND env = ? AND id > ?"
+            var arguments: StatementArguments = [scope.org, scope.project, scope.env, after]
+            if let reach {
+                sql += " AND id = ?"
+                arguments += [reach.clusterId]
+            }
+            sql += " ORDER BY id LIMIT ?"
+            arguments += [size + 1]
+            let ids = try String.fetchAll(db, sql: sql, arguments: arguments)
             let clusters = try ids.prefix(size).map { try Self.cluster(db, $0, scope) }
             return V1.ListClustersResponse(
                 clusters: clusters, nextPageToken: ids.count > size ? PageCursor.token(after: clusters.last?.id) : "")
