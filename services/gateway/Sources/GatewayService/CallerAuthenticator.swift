@@ -15,11 +15,26 @@ struct CallerAuthenticator: Sendable {
         guard let header = context.metadata[MetadataKey.authorization], header.hasPrefix("Bearer ") else {
             throw RPCError(.unauthenticated, "missing 'authorization: Bearer <token>' metadata")
         }
-        let secret = String(header.dropFirst("Bearer ".count)).trimmingCharacters(in: .whitespaces)
-        let resolved = try await resolve(secret)
+        let resolved = try await resolve(Self.bearerSecret(header))
         var principal = resolved.principal
         principal.userId = try await userId(for: principal, context)
         return (principal, resolved.tokenId)
+    }
+
+    /// What follows `Bearer `, without the spaces and tabs around it. Tokens are ASCII: those are
+    /// trimmed byte by byte (for ASCII, `.whitespaces` is exactly space and tab); anything else
+    /// goes through Foundation's `trimmingCharacters`, which cost a twentieth of the gateway's CPU
+    /// when every call went through it.
+    static func bearerSecret(_ header: String) -> String {
+        let rest = header.utf8.dropFirst("Bearer ".count)
+        guard rest.allSatisfy({ $0 < 0x80 }) else {
+            return String(header.dropFirst("Bearer ".count)).trimmingCharacters(in: .whitespaces)
+        }
+        let isBlank = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        guard let first = rest.firstIndex(where: { !isBlank($0) }), let last = rest.lastIndex(where: { !isBlank($0) }) else {
+            return ""
+        }
+        return String(Substring(rest[first...last]))
     }
 
     private func resolve(_ secret: String) async throws -> PrincipalCache.Entry {
@@ -90,7 +105,11 @@ struct MembershipWatcher: Sendable {
                     after = max(after, event.version)
                 }
             } catch {
-                logger.warning("registry.watch lost; caching of tokens is off until it is back", metadata: ["error": "\(error)"])
+                // Cancelled: the gateway is shutting down, nothing was lost.
+                if !Task.isCancelled {
+                    logger.warning(
+                        "registry.watch lost; caching of tokens is off until it is back", metadata: ["error": "\(error)"])
+                }
             }
             cache.setFeedLive(false)
             attempt += 1
