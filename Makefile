@@ -7,7 +7,7 @@ SWIFT ?= swift
 # CI and `make test` build tests in debug; benchmarks always build release.
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: help deps build dev test proto proto-check compose-secret compose-check leaks bench-codec bench-rpc bench-registry bench-memory bench-threads
+.PHONY: help deps build dev test proto proto-check compose-secret compose-check leaks bench-codec bench-rpc bench-registry bench-memory bench-threads bench-gateway
 
 help:
 	@echo "make dev          install system packages, build, start the stack"
@@ -89,3 +89,7 @@ bench-memory: deps
 # messages.post/s, messages.list p99, spawn→claim→complete round trips/s (release).
 bench-threads: deps
 	scripts/bench-threads.sh
+
+# memory.recall through the gateway vs direct, the p50 it adds, context.load vs its calls (release).
+bench-gateway: deps
+	scripts/bench-gateway.sh

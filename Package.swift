@@ -43,6 +43,8 @@ let package = Package(
         .executable(name: "platos-bench-registry", targets: ["RegistryBenchmark"]),
         .executable(name: "platos-bench-memory", targets: ["MemoryBenchmark"]),
         .executable(name: "platos-bench-threads", targets: ["ThreadsBenchmark"]),
+        .executable(name: "platos-load", targets: ["PlatosLoad"]),
+        .executable(name: "platos-bench-gateway", targets: ["GatewayBenchmark"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -222,6 +224,29 @@ let package = Package(
             name: "ThreadsBenchmark",
             dependencies: serviceDependencies + ["ThreadsService", .product(name: "Histogram", package: "hdrhistogram-swift")],
             path: "Benchmarks/ThreadsBenchmark", swiftSettings: swiftSettings
+        ),
+
+        // The load engine, loopback endpoints and child processes shared by platos-load and the
+        // gateway benchmark.
+        .target(
+            name: "BenchmarkSupport",
+            dependencies: [
+                "PlatosRPC",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "Benchmarks/BenchmarkSupport", swiftSettings: swiftSettings
+        ),
+        // platos-load: the load generator against the gateway (DESIGN §7), useful on its own.
+        .executableTarget(
+            name: "PlatosLoad",
+            dependencies: ["BenchmarkSupport", "PlatosAuth", "PlatosRPC", "PlatosProto", "ProtobufCSwift"],
+            path: "Benchmarks/PlatosLoad", swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "GatewayBenchmark",
+            dependencies: ["BenchmarkSupport", "PlatosRPC", "PlatosProto"],
+            path: "Benchmarks/GatewayBenchmark", swiftSettings: swiftSettings
         ),
 
         // MARK: tests
