@@ -104,11 +104,14 @@ struct Stack {
         func service(_ name: String, _ extra: [String] = []) async throws -> ChildProcess {
             let child = try ChildProcess(
                 name, executable: "platos-\(name)",
-                arguments: ["--host", "127.0.0.1", "--port", "0", "--data-dir", dataDir] + extra,
+                arguments: ["--host", "127.0.0.1", "--port", "0", "--admin-port", "0", "--data-dir", dataDir] + extra,
                 environment: ["PLATOS_LOG_LEVEL": "warning"])
+            // `READY platos-<name> rpc=<host>:<port> admin=<host>:<port>`
             let ready = try await child.waitForLine(prefix: "READY ", timeout: .seconds(60))
-            guard let port = ready.split(separator: ":").last.flatMap({ Int($0) }) else {
-                throw Failure("cannot read the port of '\(ready)'")
+            guard let rpc = ready.split(separator: " ").first(where: { $0.hasPrefix("rpc=") }),
+                let port = rpc.split(separator: ":").last.flatMap({ Int($0) })
+            else {
+                throw Failure("cannot read the RPC port in '\(ready)'")
             }
             ports[name] = port
             return child
