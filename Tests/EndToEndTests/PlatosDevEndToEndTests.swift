@@ -1,5 +1,4 @@
 import Foundation
-import NIOConcurrencyHelpers
 import PlatosRPC
 import ProtobufCSwift
 import Testing
@@ -10,10 +9,10 @@ import Testing
 @Suite(.serialized) struct PlatosDevEndToEndTests {
     /// A running `platos dev`, read line by line.
     final class DevProcess: @unchecked Sendable {
-        // @unchecked: `process` is used through its thread-safe API; `lines` is behind a lock.
+        // @unchecked: `process` is used through its thread-safe API; `lines` is Sendable.
         let process = Process()
         let dataDir = ServiceProcess.temporaryDataDirectory()
-        private let lines = NIOLockedValueBox<[String]>([])
+        private let lines = OutputLines()
         private(set) var gateway = ""
 
         init() async throws {
@@ -22,34 +21,18 @@ import Testing
             var environment = ProcessInfo.processInfo.environment
             environment["PLATOS_LOG_LEVEL"] = "warning"
             process.environment = environment
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            let lines = self.lines
-            pipe.fileHandleForReading.readabilityHandler = { handle in
-                let data = handle.availableData
-                guard !data.isEmpty else {
-                    handle.readabilityHandler = nil
-                    return
-                }
-                lines.withLockedValue { $0.append(contentsOf: String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)) }
-            }
+            lines.capture(process)
             try process.run()
             let ready = try await waitForLine(timeout: .seconds(90)) { $0.hasPrefix("READY platos-dev gateway=") }
             gateway = String(ready.dropFirst("READY platos-dev gateway=".count))
         }
 
-        var output: [String] { lines.withLockedValue { $0 } }
+        var output: [String] { lines.all }
 
         /// Waits, with a deadline, for a line of output matching `predicate`.
         @discardableResult
         func waitForLine(timeout: Duration, _ predicate: (String) -> Bool) async throws -> String {
-            let deadline = ContinuousClock.now + timeout
-            while ContinuousClock.now < deadline {
-                if let line = output.first(where: predicate) { return line }
-                guard process.isRunning else { break }
-                try await Task.sleep(for: .milliseconds(20))
-            }
-            throw RPCError(.deadlineExceeded, "platos dev did not print the line awaited; output:\n\(output.joined(separator: "\n"))")
+            try await lines.waitFor("such line from platos dev", from: process, timeout: timeout, predicate)
         }
 
         /// `platos <arguments>` against this stack: (exit status, stdout, stderr).

@@ -1,5 +1,4 @@
 import Foundation
-import NIOConcurrencyHelpers
 import PlatosAuth
 import PlatosProto
 import PlatosRPC
@@ -8,12 +7,12 @@ import PlatosRPC
 /// directory of its own, on port 0 (RPC and admin), and considered up once it prints its `READY`
 /// line (no sleeps: the line is awaited with a deadline).
 final class ServiceProcess: @unchecked Sendable {
-    // @unchecked: `process` and the pipes are only touched through their own thread-safe APIs,
-    // and `lines` is behind a lock.
+    // @unchecked: `process` is only touched through its own thread-safe API, and `output` is
+    // Sendable.
     let name: String
     let dataDir: String
     let process = Process()
-    private let lines = NIOLockedValueBox<[String]>([])
+    private let output = OutputLines()
     private(set) var port = 0
     /// The admin HTTP port (`/metrics`, `/healthz`).
     private(set) var adminPort = 0
@@ -47,33 +46,21 @@ final class ServiceProcess: @unchecked Sendable {
         var environment = ProcessInfo.processInfo.environment
         environment["PLATOS_LOG_LEVEL"] = environment["PLATOS_LOG_LEVEL"] ?? "warning"
         process.environment = environment
-        let stdout = Pipe()
-        process.standardOutput = stdout
-        let lines = self.lines
-        stdout.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            guard !data.isEmpty else {
-                handle.readabilityHandler = nil
-                return
-            }
-            let text = String(decoding: data, as: UTF8.self)
-            lines.withLockedValue { $0.append(contentsOf: text.split(separator: "\n").map(String.init)) }
-        }
+        output.capture(process)
         try process.run()
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if let ready = lines.withLockedValue({ $0.first { $0.hasPrefix("READY ") } }),
-                let port = Self.port(of: "rpc", in: ready), let adminPort = Self.port(of: "admin", in: ready)
-            {
-                self.port = port
-                self.adminPort = adminPort
-                return
+        do {
+            let ready = try await output.waitFor("READY line from platos-\(name)", from: process, timeout: timeout) {
+                $0.hasPrefix("READY ")
             }
-            guard process.isRunning else { break }
-            try await Task.sleep(for: .milliseconds(10))
+            guard let port = Self.port(of: "rpc", in: ready), let adminPort = Self.port(of: "admin", in: ready) else {
+                throw RPCError(.internal, "platos-\(name) printed a READY line without rpc= and admin=: \(ready)")
+            }
+            self.port = port
+            self.adminPort = adminPort
+        } catch {
+            process.terminate()
+            throw error
         }
-        process.terminate()
-        throw RPCError(.unavailable, "platos-\(name) did not print READY within \(timeout); output: \(lines.withLockedValue { $0 })")
     }
 
     /// The port of `field=<host>:<port>` in `READY platos-<name> rpc=<host>:<port> admin=<host>:<port>`.
