@@ -10,10 +10,13 @@ SWIFT_TEST_FLAGS ?=
 .PHONY: help deps build dev test proto proto-check compose-secret compose-check leaks bench-codec bench-rpc bench-registry bench-memory bench-threads bench-gateway
 
 help:
-	@echo "make dev          install system packages, build, start the stack"
-	@echo "make test         install system packages, run every test"
-	@echo "make proto        regenerate protoc-c C code and Swift types from proto/"
-	@echo "make bench-codec  Swift ↔ protobuf-c codec benchmark (release)"
+	@echo "make dev             install system packages, build (release), run the stack: platos dev"
+	@echo "make test            install system packages, run every test"
+	@echo "make proto           regenerate protoc-c C code and Swift types from proto/"
+	@echo "make proto-check     fail when the committed generated code is stale"
+	@echo "make compose-check   validate docker-compose.yml and the Dockerfiles"
+	@echo "make leaks           codec and frame tests under AddressSanitizer/LeakSanitizer"
+	@echo "make bench-<area>    codec, rpc, registry, memory, threads, gateway (release; RESULT lines)"
 
 # Installs the Debian packages the build and the tests need, only when one is missing.
 deps:
