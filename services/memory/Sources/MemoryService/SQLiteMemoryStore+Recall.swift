@@ -38,14 +38,7 @@ extension SQLiteMemoryStore {
         var arguments: StatementArguments = [query.nowMs, match]
         arguments += filter.arguments
         arguments += [query.nowMs]
-        for tag in query.tags {
-            sql += " AND EXISTS (SELECT 1 FROM memory_tags t WHERE t.memory_rowid = m.rowid AND t.tag = ?)"
-            arguments += [tag]
-        }
-        if !query.authorAgentId.isEmpty {
-            sql += " AND m.author_agent_id = ?"
-            arguments += [query.authorAgentId]
-        }
+        MemoryFilterSQL.appendTagsAndAuthor(tags: query.tags, authorAgentId: query.authorAgentId, to: &sql, &arguments)
         if query.sinceUnixMs > 0 {
             sql += " AND m.created_at_ms >= ?"
             arguments += [query.sinceUnixMs]

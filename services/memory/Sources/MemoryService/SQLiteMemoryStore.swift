@@ -183,14 +183,7 @@ public final class SQLiteMemoryStore: MemoryStore {
             sql += " AND m.rowid < ?"
             arguments += [after]
         }
-        for tag in query.tags {
-            sql += " AND EXISTS (SELECT 1 FROM memory_tags t WHERE t.memory_rowid = m.rowid AND t.tag = ?)"
-            arguments += [tag]
-        }
-        if !query.authorAgentId.isEmpty {
-            sql += " AND m.author_agent_id = ?"
-            arguments += [query.authorAgentId]
-        }
+        MemoryFilterSQL.appendTagsAndAuthor(tags: query.tags, authorAgentId: query.authorAgentId, to: &sql, &arguments)
         // One more than a page, to learn whether another page follows.
         sql += " ORDER BY m.rowid DESC LIMIT ?"
         arguments += [query.pageSize + 1]
@@ -201,6 +194,23 @@ public final class SQLiteMemoryStore: MemoryStore {
             let page = rows.prefix(pageSize)
             let next = rows.count > pageSize ? page.last.map(MemoryRow.rowid) : nil
             return MemoryPage(items: page.map(MemoryRow.item), next: next)
+        }
+    }
+}
+
+/// The filters `memory.recall` and `memory.list` share, appended to a query over `memories m`.
+enum MemoryFilterSQL {
+    /// Every tag must be on the memory; an author, when given, must have written it.
+    static func appendTagsAndAuthor(
+        tags: [String], authorAgentId: String, to sql: inout String, _ arguments: inout StatementArguments
+    ) {
+        for tag in tags {
+            sql += " AND EXISTS (SELECT 1 FROM memory_tags t WHERE t.memory_rowid = m.rowid AND t.tag = ?)"
+            arguments += [tag]
+        }
+        if !authorAgentId.isEmpty {
+            sql += " AND m.author_agent_id = ?"
+            arguments += [authorAgentId]
         }
     }
 }
