@@ -1,7 +1,7 @@
 // The closed-loop load driver and the report format shared by every client in `make bench-rpc`.
-// Benchmarks/GRPCReference/Sources/GRPCReference/LoadRunner.swift is a copy of this file (the
-// reference is a separate package so that the main build does not pay for grpc-swift); keep the
-// two identical so that every system is measured and printed the same way.
+// Benchmarks/GRPCReference/Sources/GRPCReference/LoadRunner.swift is a symlink to this file (the
+// reference is a separate package so that the main build does not pay for grpc-swift), so every
+// system is measured and printed by the same code.
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
