@@ -21,6 +21,8 @@ do {
     let store = try SQLiteMemoryStore.open(path: options.databasePath, synchronous: options.synchronous)
     let signer = try PrincipalSigner(secret: options.loadSecret())
     let router = MemoryHandlers(store: store).router(signer: signer)
+    let maintenance = Task { await store.runIndexMaintenance() }
+    defer { maintenance.cancel() }
     try await ServiceRunner.run(options: options, router: router, logger: logger)
 } catch {
     logger.critical("platos-memory stopped", metadata: ["error": "\(error)"])

@@ -1,4 +1,3 @@
-import Foundation
 import GRDB
 import PlatosProto
 
@@ -30,29 +29,6 @@ enum MemoryRow {
     }
 
     static func rowid(_ row: Row) -> Int64 { row[0] }
-}
-
-/// Tags and metadata are stored as JSON text: arbitrary strings round-trip exactly, and SQLite's
-/// JSON functions can read them if an operator needs to.
-enum JSONColumn {
-    static func encode(_ strings: [String]) -> String {
-        (try? String(decoding: JSONEncoder().encode(strings), as: UTF8.self)) ?? "[]"
-    }
-
-    static func encode(_ dictionary: [String: String]) -> String {
-        let encoder = JSONEncoder()
-        // Sorted so equal maps are equal text.
-        encoder.outputFormatting = .sortedKeys
-        return (try? String(decoding: encoder.encode(dictionary), as: UTF8.self)) ?? "{}"
-    }
-
-    static func strings(_ text: String) -> [String] {
-        (try? JSONDecoder().decode([String].self, from: Data(text.utf8))) ?? []
-    }
-
-    static func dictionary(_ text: String) -> [String: String] {
-        (try? JSONDecoder().decode([String: String].self, from: Data(text.utf8))) ?? [:]
-    }
 }
 
 /// The SQL that limits a query on `memories` (or `memory_history`, which carries the same scope
