@@ -268,7 +268,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PlatosAuthTests",
-            dependencies: ["PlatosAuth", "PlatosRPC", "PlatosProto"],
+            dependencies: ["PlatosAuth", "PlatosRPC", "PlatosProto", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "RegistryServiceTests", dependencies: serviceTestDependencies + ["RegistryService"], swiftSettings: swiftSettings),

@@ -11,9 +11,10 @@ import ProtobufCSwift
 /// The MAC covers the method name and an issue time as well as the principal bytes: a stamp
 /// lifted from one call cannot be replayed on another method, nor after `maxAge`.
 public struct PrincipalSigner: Sendable {
-    // Kept as bytes: `SymmetricKey` is not Sendable, and making one per call costs nothing.
-    private let secret: [UInt8]
-    private var key: SymmetricKey { SymmetricKey(data: secret) }
+    /// HMAC-SHA256 with the secret already absorbed: keying it hashes the padded key twice, so
+    /// every call starts from a copy of this one instead (HMAC is a value type; a copy's update
+    /// leaves the original untouched).
+    private let keyed: KeyedHMAC
     /// How old a stamp may be when it arrives. Generous enough for clock skew between hosts.
     public var maxAge: Duration = .seconds(300)
 
@@ -22,14 +23,14 @@ public struct PrincipalSigner: Sendable {
         guard secret.count >= 32 else {
             throw RPCError(.failedPrecondition, "the internal secret must be at least 32 bytes, got \(secret.count)")
         }
-        self.secret = secret
+        keyed = KeyedHMAC(HMAC(key: SymmetricKey(data: secret)))
     }
 
     /// Metadata entries that carry `principal` on a call to `method`.
     public func stamp(_ principal: V1.Principal, method: String, now: Date = Date()) throws -> [V1.MetadataEntry] {
         let bytes = try principal.serializedBytes()
         let issued = String(Int64(now.timeIntervalSince1970 * 1000))
-        let mac = HMAC<SHA256>.authenticationCode(for: Self.message(method, issued, bytes), using: key)
+        let mac = mac(method, issued, bytes)
         return [
             V1.MetadataEntry(key: MetadataKey.principal, value: Data(bytes).base64EncodedString()),
             V1.MetadataEntry(key: MetadataKey.principalSignature, value: "v1.\(issued).\(Data(mac).base64EncodedString())"),
@@ -57,19 +58,44 @@ public struct PrincipalSigner: Sendable {
         guard abs(ageMs) <= maxAgeMs else {
             throw RPCError(.unauthenticated, "principal signature expired")
         }
-        guard HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: Self.message(method, issuedText, [UInt8](bytes)), using: key) else {
+        let principalBytes = bytes.withUnsafeBytes { Array($0) }
+        let expected = self.mac(method, issuedText, principalBytes)
+        // Constant time: how much of a forged MAC was right must not show in the timing.
+        guard mac.count == expected.count,
+            mac.withUnsafeBytes({ zip($0, expected).reduce(0) { $0 | ($1.0 ^ $1.1) } }) == 0
+        else {
             throw RPCError(.unauthenticated, "invalid principal signature")
         }
         do {
-            return try V1.Principal(serializedBytes: [UInt8](bytes))
+            return try V1.Principal(serializedBytes: principalBytes)
         } catch {
             throw RPCError(.unauthenticated, "malformed principal")
         }
     }
 
-    private static func message(_ method: String, _ issued: String, _ principal: [UInt8]) -> [UInt8] {
-        Array("platos-principal-v1\n\(method)\n\(issued)\n".utf8) + principal
+    /// The MAC over method, issue time and principal bytes, each fed to the HMAC as it is.
+    private func mac(_ method: String, _ issued: String, _ principal: [UInt8]) -> [UInt8] {
+        var hmac = keyed.hmac
+        hmac.update(data: Self.domain)
+        var method = method
+        method.withUTF8 { hmac.update(data: $0) }
+        hmac.update(data: Self.newline)
+        var issued = issued
+        issued.withUTF8 { hmac.update(data: $0) }
+        hmac.update(data: Self.newline)
+        hmac.update(data: principal)
+        return Array(hmac.finalize())
     }
+
+    private static let domain = Array("platos-principal-v1\n".utf8)
+    private static let newline: [UInt8] = [0x0A]
+}
+
+/// A keyed HMAC shared by every copy of a signer. Only ever copied, never mutated, so sharing it
+/// across threads is safe; `HMAC` itself is not marked Sendable.
+private final class KeyedHMAC: @unchecked Sendable {
+    let hmac: HMAC<SHA256>
+    init(_ hmac: HMAC<SHA256>) { self.hmac = hmac }
 }
 
 /// The principal the gateway signs its own calls with (`auth.resolve`, `registry.watch`). Its

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import PlatosAuth
 import PlatosProto
@@ -19,6 +20,34 @@ import Testing
         #expect(throws: RPCError(.unauthenticated, "no signed principal: call this service through the gateway")) {
             try signer.verify(Metadata(), method: "memory.recall")
         }
+    }
+
+    /// The wire format is HMAC-SHA256(secret, "platos-principal-v1\n<method>\n<issued ms>\n" +
+    /// principal bytes), so a gateway and a backend of different builds agree.
+    @Test func theSignatureIsTheDocumentedHMAC() throws {
+        let now = Date(timeIntervalSince1970: 1_700_000_000.123)
+        let entries = try signer.stamp(principal, method: "memory.recall", now: now)
+        let message = Array("platos-principal-v1\nmemory.recall\n1700000000123\n".utf8) + (try principal.serializedBytes())
+        let mac = HMAC<SHA256>.authenticationCode(for: message, using: SymmetricKey(data: Array(repeating: UInt8(7), count: 32)))
+        #expect(entries.last?.value == "v1.1700000000123.\(Data(mac).base64EncodedString())")
+    }
+
+    /// One signer (and its keyed HMAC) is shared by every handler task.
+    @Test func oneSignerVerifiesConcurrently() async throws {
+        let signer = self.signer
+        let principal = self.principal
+        let verified = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for i in 0..<200 {
+                group.addTask {
+                    var p = principal
+                    p.userId = "user-\(i)"
+                    let metadata = Metadata(try signer.stamp(p, method: "threads.get"))
+                    return try signer.verify(metadata, method: "threads.get").userId == "user-\(i)"
+                }
+            }
+            return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        #expect(verified == 200)
     }
 
     @Test func aStampIsBoundToItsMethod() throws {
