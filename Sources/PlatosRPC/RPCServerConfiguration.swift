@@ -16,6 +16,9 @@ public struct RPCServerConfiguration: Sendable {
     public var partialFrameTimeout: Duration = .seconds(10)
     /// How long shutdown waits for calls in flight before closing connections anyway.
     public var shutdownGracePeriod: Duration = .seconds(30)
+    /// Where handlers run: on their connection's event loop (the default, see
+    /// `EventLoopTaskExecutor`), or on the global concurrent executor for handlers that may block.
+    public var handlersOnEventLoop = true
     /// The executable's name, reported by `health.check`.
     public var serverName = "platos"
 

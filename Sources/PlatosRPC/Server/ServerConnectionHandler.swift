@@ -6,8 +6,9 @@ import PlatosWire
 
 /// Serves the calls of one connection.
 ///
-/// Everything here runs on the connection's event loop except the handlers, which run in their
-/// own tasks off the loop and hand their encoded responses back through a ``FrameOutbox``. The
+/// Everything here runs on the connection's event loop. Each handler runs in a task of its own
+/// (on the same loop by default, see ``EventLoopTaskExecutor``) and hands its encoded response
+/// back through a ``FrameOutbox``. The
 /// loop is the single place that decides a call's fate: the first of "response written",
 /// "deadline passed", "client cancelled" and "connection closed" wins, the rest are dropped.
 final class ServerConnectionHandler: ChannelInboundHandler {
@@ -28,6 +29,8 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private var draining = false
     private var context: ChannelHandlerContext?
     private var outbox: FrameOutbox?
+    /// Where handler tasks run; nil for the global concurrent executor.
+    private var handlerExecutor: EventLoopTaskExecutor?
     private var peer = "unknown"
 
     init(
@@ -46,6 +49,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         peer = context.channel.remoteAddress?.description ?? "unknown"
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         outbox = FrameOutbox(eventLoop: context.eventLoop) { items in loopBound.value.write(items) }
+        if configuration.handlersOnEventLoop { handlerExecutor = EventLoopTaskExecutor(eventLoop: context.eventLoop) }
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -160,7 +164,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         let job = ServerCallJob(
             handler: handler, payload: payload, context: serverContext, outbox: outbox,
             maxFrameLength: maxFrameLength, metrics: metrics, logger: logger)
-        let task = Task { await job.run() }
+        let task = Task(executorPreference: handlerExecutor) { await job.run() }
         call.task = task
         calls[callId] = call
     }
@@ -222,7 +226,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     }
 }
 
-/// One call's work, run in its own task off the event loop: the handler, then its final frame
+/// One call's work, run in its own task: the handler, then its final frame
 /// into the outbox, then metrics and the call's log line.
 struct ServerCallJob: Sendable {
     let handler: ErasedHandler
