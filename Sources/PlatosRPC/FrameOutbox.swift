@@ -13,6 +13,10 @@ final class FrameOutbox: Sendable {
         let bytes: ByteBuffer
         /// Ends the call (RESPONSE, STREAM_END): the connection forgets the call when it is written.
         let ends: Bool
+        /// A client's deadline for the call this request starts. Its timer is set when the frame
+        /// is written, on the event loop: setting it from the caller's thread would wake the loop
+        /// a second time for every call.
+        var deadline: ContinuousClock.Instant? = nil
     }
 
     private struct State {

@@ -44,10 +44,25 @@ public final class RPCConnection: Sendable {
         self.channel = channel
         self.maxFrameLength = maxFrameLength
         self.endpoint = endpoint
-        self.outbox = FrameOutbox(eventLoop: channel.eventLoop) { items in
-            for item in items { channel.write(item.bytes, promise: nil) }
-            channel.flush()
+        let target = DrainTarget()
+        self.outbox = FrameOutbox(eventLoop: channel.eventLoop) { items in target.connection?.write(items) }
+        target.connection = self
+    }
+
+    /// Lets the outbox, made in `init` before `self` exists, reach the connection without
+    /// keeping it alive. @unchecked: `connection` is written once, in `init`, before anything
+    /// can be queued (a call needs the finished connection), and only read afterwards.
+    private final class DrainTarget: @unchecked Sendable {
+        weak var connection: RPCConnection?
+    }
+
+    /// Writes queued frames and starts the deadline timers of the calls they start; on the loop.
+    private func write(_ items: [FrameOutbox.Item]) {
+        for item in items {
+            if let deadline = item.deadline { attachTimer(item.callId, deadline: deadline) }
+            channel.write(item.bytes, promise: nil)
         }
+        channel.flush()
     }
 
     /// Connects to `host:port`.
@@ -101,8 +116,7 @@ public final class RPCConnection: Sendable {
         }
     }
 
-    private func attachTimer(_ id: UInt64, deadline: ContinuousClock.Instant?) {
-        guard let deadline else { return }
+    private func attachTimer(_ id: UInt64, deadline: ContinuousClock.Instant) {
         let timer = channel.eventLoop.scheduleTask(in: .nanoseconds((deadline - .now).nanoseconds)) { [self] in
             fail(id, RPCError(.deadlineExceeded, "deadline exceeded waiting for \(endpoint)"), cancelOnServer: true)
         }
@@ -156,8 +170,7 @@ public final class RPCConnection: Sendable {
                     fail(id, RPCRouter.status(for: error), cancelOnServer: false)
                     return
                 }
-                attachTimer(id, deadline: deadline)
-                outbox.enqueue(.init(callId: id, bytes: bytes, ends: false))
+                outbox.enqueue(.init(callId: id, bytes: bytes, ends: false, deadline: deadline))
                 if Task.isCancelled { fail(id, RPCError(.cancelled, "the call was cancelled"), cancelOnServer: true) }
             }
         } onCancel: {
@@ -184,8 +197,7 @@ public final class RPCConnection: Sendable {
         }
         do {
             let bytes = try requestFrame(id, method, payload, metadata, deadline)
-            attachTimer(id, deadline: deadline)
-            outbox.enqueue(.init(callId: id, bytes: bytes, ends: false))
+            outbox.enqueue(.init(callId: id, bytes: bytes, ends: false, deadline: deadline))
         } catch {
             fail(id, RPCRouter.status(for: error), cancelOnServer: false)
         }
