@@ -73,22 +73,24 @@ public struct PrincipalSigner: Sendable {
         }
     }
 
-    /// The MAC over method, issue time and principal bytes, each fed to the HMAC as it is.
+    /// The MAC over method, issue time and principal bytes. The message is laid out in one
+    /// buffer and fed to the HMAC at once: each `update` call goes through the generic
+    /// `DataProtocol` path, which profiled at half the cost of signing.
     private func mac(_ method: String, _ issued: String, _ principal: [UInt8]) -> [UInt8] {
+        var message: [UInt8] = []
+        message.reserveCapacity(Self.domain.count + method.utf8.count + issued.utf8.count + 2 + principal.count)
+        message += Self.domain
+        message += method.utf8
+        message.append(0x0A)
+        message += issued.utf8
+        message.append(0x0A)
+        message += principal
         var hmac = keyed.hmac
-        hmac.update(data: Self.domain)
-        var method = method
-        method.withUTF8 { hmac.update(data: $0) }
-        hmac.update(data: Self.newline)
-        var issued = issued
-        issued.withUTF8 { hmac.update(data: $0) }
-        hmac.update(data: Self.newline)
-        hmac.update(data: principal)
+        message.withUnsafeBytes { hmac.update(data: $0) }
         return Array(hmac.finalize())
     }
 
     private static let domain = Array("platos-principal-v1\n".utf8)
-    private static let newline: [UInt8] = [0x0A]
 }
 
 /// A keyed HMAC shared by every copy of a signer. Only ever copied, never mutated, so sharing it
