@@ -98,5 +98,10 @@ public enum MemorySchema {
                     CREATE INDEX memory_idempotency_by_memory ON memory_idempotency(memory_id);
                     """)
         }
+        migrator.registerMigration("v2 full-text merges take levels of two segments") { db in
+            // Read by the 'merge' steps of SQLiteMemoryStore+IndexMaintenance (FTS5's automerge,
+            // during writes, keeps its own setting); stored in the index's config table.
+            try db.execute(sql: "INSERT INTO memory_fts(memory_fts, rank) VALUES('usermerge', 2)")
+        }
     }
 }

@@ -9,6 +9,11 @@ import GRDB
 /// ``optimizeIndex()``, and the running service merges in the background whenever writes pause
 /// (``runIndexMaintenance(interval:)``), in bounded steps that queue behind the group-commit writer
 /// like any write, so a write arriving meanwhile waits for one step at most.
+///
+/// A step merges the small levels cheaply (any level holding two or more segments; the schema
+/// sets `usermerge` to 2), and only when more than ``segmentsBeforeFullMerge`` segments remain
+/// does it merge everything into one, which rewrites the whole index: a trickle of writes with
+/// pauses in between must not cost a full rewrite per pause.
 extension SQLiteMemoryStore {
     /// Pages of merge work per background step: a few milliseconds of writer time.
     public static let mergeStepPages = 256
@@ -31,13 +36,22 @@ extension SQLiteMemoryStore {
         var changesAfter: Int
     }
 
-    /// One bounded step of incremental merging towards a single segment.
+    /// Segments a recall may have to look each word up in before a pause merges them all.
+    public static let segmentsBeforeFullMerge = 4
+
+    /// One bounded step of merging: small levels first, everything once more than
+    /// `fullMergeAbove` segments remain.
     @discardableResult
-    public func mergeIndexStep(pages: Int = mergeStepPages) async throws -> MergeStep {
+    public func mergeIndexStep(
+        pages: Int = mergeStepPages, fullMergeAbove: Int = segmentsBeforeFullMerge
+    ) async throws -> MergeStep {
         try await database.write { db in
             let before = db.totalChangesCount
-            // A negative page count merges across levels: an optimize done in steps.
-            try db.execute(sql: "INSERT INTO memory_fts(memory_fts, rank) VALUES('merge', ?)", arguments: [-pages])
+            let segments = try Self.indexSegmentCount(db)
+            // A negative page count merges across levels: an optimize done in steps. A merge
+            // already under way continues either way.
+            let count = segments > fullMergeAbove ? -pages : pages
+            try db.execute(sql: "INSERT INTO memory_fts(memory_fts, rank) VALUES('merge', ?)", arguments: [count])
             let after = db.totalChangesCount
             // FTS5 documents a total-changes delta below 2 as "no work done".
             return MergeStep(worked: after - before >= 2, changesBefore: before, changesAfter: after)
@@ -46,9 +60,11 @@ extension SQLiteMemoryStore {
 
     /// How many segments the index is in now (each has rows in FTS5's `%_idx` table).
     public func indexSegmentCount() async throws -> Int {
-        try await database.read { db in
-            try Int.fetchOne(db, sql: "SELECT count(DISTINCT segid) FROM memory_fts_idx") ?? 0
-        }
+        try await database.read { db in try Self.indexSegmentCount(db) }
+    }
+
+    static func indexSegmentCount(_ db: Database) throws -> Int {
+        try Int.fetchOne(db, sql: "SELECT count(DISTINCT segid) FROM memory_fts_idx") ?? 0
     }
 
     private func writeCount() async throws -> Int {
@@ -56,8 +72,8 @@ extension SQLiteMemoryStore {
     }
 
     /// Runs until cancelled: after an `interval` without writes that follows some writes (or
-    /// the start), merges the index step by step until it is one segment, stopping early when a
-    /// write comes in (and starting over at the next pause).
+    /// the start), merges step by step until a step finds nothing to do, stopping early when a
+    /// write comes in (and going on at the next pause).
     public func runIndexMaintenance(interval: Duration = .seconds(5)) async {
         guard var seen = try? await writeCount() else { return }
         var merged: Int?  // the change count when the index was last found fully merged
