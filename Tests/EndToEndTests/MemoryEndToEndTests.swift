@@ -81,7 +81,9 @@ import Testing
         stop.withLockedValue { $0 = true }
         await writers.value
         let ids = acknowledged.withLockedValue { $0 }
-        #expect(ids.count >= 2000)
+        // Not a throughput check (a busy machine acknowledges fewer than 2,000 in the time):
+        // only enough writes that the check below means something.
+        #expect(ids.count >= 200)
 
         let second = try await ServiceProcess("memory", dataDir: dataDir)
         let reader = signer.client(port: second.port, principal: principal)

@@ -28,4 +28,29 @@ import Testing
         await pool.close()
         await server.shutdownGracefully()
     }
+
+    /// A handler's downstream call goes out on a connection of the handler's own loop.
+    @Test func downstreamCallsUseAConnectionOnTheHandlersLoop() async throws {
+        let (backend, backendPort) = try await startServer(Self.router())
+        let downstream = RPCConnectionPool(
+            host: "127.0.0.1", port: backendPort, configuration: { var c = RPCClientConfiguration(); c.connections = 4; return c }())
+        var router = RPCRouter()
+        router.register(V1.MemoryService.get) { _, _ in
+            let connection = try await downstream.connection()
+            return V1.MemoryItem(id: connection.eventLoop === MultiThreadedEventLoopGroup.currentEventLoop ? "same" : "other")
+        }
+        let (server, port) = try await startServer(router)
+        let (client, pool) = client(port) { $0.connections = 4 }
+        // Warm-up: the round robin connects every slot (each on its own loop).
+        for _ in 0..<8 { _ = try await downstream.connection() }
+        var answers: [String] = []
+        for _ in 0..<20 {
+            answers.append(try await client.call(V1.MemoryService.get, V1.GetMemoryRequest(memoryId: "x")).id)
+        }
+        #expect(answers == Array(repeating: "same", count: 20))
+        await pool.close()
+        await downstream.close()
+        await server.shutdownGracefully()
+        await backend.shutdownGracefully()
+    }
 }

@@ -93,6 +93,9 @@ public final class RPCConnection: Sendable {
         return connection
     }
 
+    /// The loop that writes this connection's requests and reads its responses.
+    public var eventLoop: any EventLoop { channel.eventLoop }
+
     /// False once the connection closed or the server sent GOAWAY: new calls belong elsewhere.
     public var isUsable: Bool { state.withLockedValue { $0.closedReason == nil && !$0.goingAway } }
 

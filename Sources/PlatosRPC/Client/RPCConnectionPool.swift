@@ -19,7 +19,8 @@ public final class RPCConnectionPool: RPCTransport {
     public let host: String
     public let port: Int
     public let configuration: RPCClientConfiguration
-    private let group: any EventLoopGroup
+    /// The group's loops, in a fixed order: slot `i` connects on `loops[i % loops.count]`.
+    private let loops: [any EventLoop]
     private let slots: NIOLockedValueBox<[Slot]>
     private let nextSlot = Atomic<Int>(0)
 
@@ -30,21 +31,39 @@ public final class RPCConnectionPool: RPCTransport {
         self.host = host
         self.port = port
         self.configuration = configuration
-        self.group = group
+        var loops: [any EventLoop] = []
+        for loop in group.makeIterator() { loops.append(loop) }
+        self.loops = loops.isEmpty ? [group.next()] : loops
         slots = NIOLockedValueBox(
             Array(repeating: .empty(attempt: 0, retryAt: .now), count: max(1, configuration.connections)))
     }
 
     /// A usable connection, connecting or reconnecting as needed.
+    ///
+    /// Called from an event loop (a server handler making a downstream call), it prefers a ready
+    /// connection on that same loop: the request is then written and the response read on the
+    /// thread the handler resumes on, with no wake-up of another thread either way. Slot `i`
+    /// connects on the group's loop `i mod loops`, so every loop has connections of its own.
     public func connection() async throws -> RPCConnection {
         let count = configuration.connections.clamped(min: 1)
         let index = count == 1 ? 0 : nextSlot.add(1, ordering: .relaxed).oldValue % count
+        let currentLoop = count == 1 ? nil : MultiThreadedEventLoopGroup.currentEventLoop
         enum Next {
             case use(RPCConnection)
             case wait(EventLoopFuture<RPCConnection>)
             case fail(RPCError)
         }
         let next = slots.withLockedValue { slots -> Next in
+            if let currentLoop {
+                for k in 0..<count {
+                    let i = (index + k) % count
+                    if case .ready(let connection) = slots[i], connection.channel.eventLoop === currentLoop,
+                        connection.isUsable
+                    {
+                        return .use(connection)
+                    }
+                }
+            }
             var attempt = 0
             switch slots[index] {
             case .ready(let connection) where connection.isUsable:
@@ -79,10 +98,11 @@ public final class RPCConnectionPool: RPCTransport {
     }
 
     private func startConnect(index: Int, attempt: Int) -> EventLoopFuture<RPCConnection> {
-        let promise = group.next().makePromise(of: RPCConnection.self)
-        let (host, port, configuration, group) = (self.host, self.port, self.configuration, self.group)
+        let loop = loops[index % loops.count]
+        let promise = loop.makePromise(of: RPCConnection.self)
+        let (host, port, configuration) = (self.host, self.port, self.configuration)
         promise.completeWithTask {
-            try await RPCConnection.connect(host: host, port: port, configuration: configuration, group: group)
+            try await RPCConnection.connect(host: host, port: port, configuration: configuration, group: loop)
         }
         promise.futureResult.whenComplete { [slots] result in
             slots.withLockedValue { slots in
