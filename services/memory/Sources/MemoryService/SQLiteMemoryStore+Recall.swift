@@ -50,7 +50,9 @@ extension SQLiteMemoryStore {
         sql += " ORDER BY score DESC, m.rowid DESC LIMIT ?"
         arguments += [query.limit]
         let (statementSQL, statementArguments) = (sql, arguments)
-        return try await database.read { db in
+        // One statement, so SQLite's implicit read transaction already gives it one snapshot:
+        // the explicit BEGIN/COMMIT pair of a pooled `read` would only add two statements.
+        return try await database.pool.unsafeRead { db in
             let rows = try Row.fetchCursor(db.cachedStatement(sql: statementSQL), arguments: statementArguments)
             var recalled: [V1.RecalledMemory] = []
             while let row = try rows.next() {
