@@ -3,8 +3,8 @@ import Testing
 
 @testable import MemoryService
 
-/// Tags and metadata columns: the hand-written JSON must round-trip any string and read what
-/// Foundation's encoder wrote before it (rows already on disk).
+/// Tags and metadata columns: the JSON must round-trip any string and read what Foundation's
+/// encoder wrote before (rows already on disk).
 @Suite struct JSONColumnTests {
     static let awkward = [
         "", "plain", "quote \" and backslash \\", "slash / and \\/", "line\nbreak\ttab\r", "bell \u{07} nul \u{00}",
@@ -39,8 +39,12 @@ import Testing
         #expect(try JSONDecoder().decode([String].self, from: Data(text.utf8)) == Self.awkward)
     }
 
+    @Test func aLoneSurrogateBecomesTheReplacementCharacter() {
+        #expect(JSONColumn.strings(#"["\uD800"]"#) == ["\u{FFFD}"])
+    }
+
     @Test func malformedTextIsEmptyNotACrash() {
-        for text in ["", "[", "[\"a\"", "{\"a\"}", "{\"a\":1}", "[1]", "\"a\"", "[\"\\uD800\"]", "[\"\\x\"]"] {
+        for text in ["", "[", "[\"a\"", "[\"a\",]", "{\"a\"}", "{\"a\":1}", "[1]", "\"a\"", "[\"\\x\"]"] {
             #expect(JSONColumn.strings(text) == [])
             #expect(JSONColumn.dictionary(text) == [:])
         }
