@@ -9,13 +9,47 @@ import NIOConcurrencyHelpers
 /// write does not undo its neighbours, and 64 concurrent writers cost one commit, not 64.
 public final class GroupCommitWriter: Sendable {
     /// One queued write: runs inside the batch's transaction, then learns whether it committed.
-    private struct Job: Sendable {
-        let run: @Sendable (Database) -> Void
-        let finish: @Sendable ((any Error)?) -> Void
+    private protocol Job: Sendable {
+        /// Runs the write; false if it threw (its savepoint is then rolled back).
+        func run(_ db: Database) -> Bool
+        /// Answers the caller once the batch has committed (nil) or failed.
+        func answer(_ commitError: (any Error)?)
+    }
+
+    /// A write and its caller. `result` needs no lock: only the writer thread touches it, first in
+    /// `run`, then in `answer`.
+    private final class TypedJob<T: Sendable>: Job, @unchecked Sendable {
+        let body: @Sendable (Database) throws -> T
+        let continuation: CheckedContinuation<T, any Error>
+        var result: Result<T, any Error>?
+
+        init(body: @escaping @Sendable (Database) throws -> T, continuation: CheckedContinuation<T, any Error>) {
+            self.body = body
+            self.continuation = continuation
+        }
+
+        func run(_ db: Database) -> Bool {
+            do {
+                result = .success(try body(db))
+                return true
+            } catch {
+                result = .failure(error)
+                return false
+            }
+        }
+
+        func answer(_ commitError: (any Error)?) {
+            if let commitError {
+                continuation.resume(throwing: commitError)
+            } else {
+                // A job the batch never reached cannot be in a committed batch.
+                continuation.resume(with: result!)
+            }
+        }
     }
 
     private struct State {
-        var queue: [Job] = []
+        var queue: [any Job] = []
         var draining = false
     }
 
@@ -37,27 +71,7 @@ public final class GroupCommitWriter: Sendable {
 
     public func submit<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-            let outcome = NIOLockedValueBox<Result<T, any Error>?>(nil)
-            let job = Job(
-                run: { db in
-                    do {
-                        var value: T?
-                        try db.inSavepoint {
-                            value = try body(db)
-                            return .commit
-                        }
-                        outcome.withLockedValue { $0 = .success(value!) }
-                    } catch {
-                        outcome.withLockedValue { $0 = .failure(error) }
-                    }
-                },
-                finish: { commitError in
-                    if let commitError {
-                        continuation.resume(throwing: commitError)
-                    } else {
-                        continuation.resume(with: outcome.withLockedValue { $0! })
-                    }
-                })
+            let job = TypedJob(body: body, continuation: continuation)
             let startDrain = state.withLockedValue { state -> Bool in
                 state.queue.append(job)
                 defer { state.draining = true }
@@ -69,18 +83,35 @@ public final class GroupCommitWriter: Sendable {
 
     private func drain() {
         while true {
-            let batch = state.withLockedValue { state -> [Job] in
-                let n = min(state.queue.count, Self.maxBatch)
-                if n == 0 { state.draining = false }
-                defer { state.queue.removeFirst(n) }
-                return Array(state.queue.prefix(n))
+            let batch = state.withLockedValue { state -> [any Job] in
+                if state.queue.count <= Self.maxBatch {
+                    if state.queue.isEmpty { state.draining = false }
+                    // Take the whole queue without copying it.
+                    defer { state.queue = [] }
+                    return state.queue
+                }
+                defer { state.queue.removeFirst(Self.maxBatch) }
+                return Array(state.queue.prefix(Self.maxBatch))
             }
             if batch.isEmpty { return }
             var commitError: (any Error)?
             do {
                 try pool.writeWithoutTransaction { db in
                     try db.inTransaction(.immediate) {
-                        for job in batch { job.run(db) }
+                        // Cached, unlike `Database.inSavepoint`, which prepares its SAVEPOINT and
+                        // RELEASE statements again for every job.
+                        let savepoint = try db.cachedStatement(sql: "SAVEPOINT job")
+                        let release = try db.cachedStatement(sql: "RELEASE SAVEPOINT job")
+                        let rollback = try db.cachedStatement(sql: "ROLLBACK TRANSACTION TO SAVEPOINT job")
+                        for job in batch {
+                            try savepoint.execute()
+                            let succeeded = job.run(db)
+                            // A failed write leaves no trace; its neighbours keep theirs. If even
+                            // the rollback fails, the transaction is in doubt: the whole batch
+                            // fails, and no caller is told its write committed.
+                            if !succeeded { try rollback.execute() }
+                            try release.execute()
+                        }
                         return .commit
                     }
                 }
@@ -89,7 +120,7 @@ public final class GroupCommitWriter: Sendable {
             }
             batchSize.record(batch.count)
             commits.increment()
-            for job in batch { job.finish(commitError) }
+            for job in batch { job.answer(commitError) }
         }
     }
 }
