@@ -15,6 +15,9 @@ public final class ServiceDatabase: Sendable {
     public let pool: DatabasePool
     public let writer: GroupCommitWriter
 
+    /// How much of the file readers map (SQLite's own limit applies if smaller).
+    static let mmapSize = 1 << 30
+
     /// Opens (creating if needed) the database at `path` and runs the migrations not yet applied.
     public static func open(
         path: String,
@@ -31,6 +34,11 @@ public final class ServiceDatabase: Sendable {
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = \(synchronous.rawValue)")
             try db.execute(sql: "PRAGMA foreign_keys = ON")
+            // Reads through a shared mapping instead of a pread and a copy per page that misses
+            // the connection's own cache: a list over a database larger than that cache spent
+            // more time in pread than in SQLite. Durability is unchanged: writes still go to the
+            // WAL with write(2).
+            try db.execute(sql: "PRAGMA mmap_size = \(Self.mmapSize)")
         }
         let pool = try DatabasePool(path: path, configuration: configuration)
         var migrator = DatabaseMigrator()
