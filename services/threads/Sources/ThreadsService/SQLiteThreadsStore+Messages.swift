@@ -14,7 +14,7 @@ extension SQLiteThreadsStore {
                         sql: """
                             SELECT \(V1.Message.columns) FROM messages m JOIN threads t ON t.id = m.thread_id
                             WHERE m.thread_id = ? AND m.author_agent_id = ? AND m.idempotency_key = ?
-                                AND m.org = ? AND m.project = ? AND m.env = ? AND \(access.threadVisible("t"))
+                                AND m.org = ? AND m.project = ? AND m.env = ? AND \(ThreadAccess.threadVisible("t"))
                             """), arguments: arguments)
                 if let existing { return V1.Message(row: existing) }
             }
@@ -34,34 +34,42 @@ extension SQLiteThreadsStore {
         threadId: String, access: ThreadAccess, afterSeq: UInt64, limit: Int, authorAgentId: String
     ) async throws -> (messages: [V1.Message], hasMore: Bool) {
         try await database.read { db in
-            // One read transaction: the access check and the page see the same snapshot.
-            var threadArguments: StatementArguments = [threadId]
-            threadArguments += access.threadVisibleArguments
-            let visible = try Bool.fetchOne(
-                db.cachedStatement(
-                    sql: "SELECT 1 FROM threads t WHERE t.id = ? AND \(access.threadVisible("t"))"),
-                arguments: threadArguments) ?? false
-            guard visible else { throw ThreadsErrors.threadNotFound(threadId) }
-
-            var sql = """
-                SELECT \(V1.Message.columns) FROM messages m
-                WHERE m.thread_id = ? AND m.org = ? AND m.project = ? AND m.env = ? AND m.seq > ?
-                """
+            // One statement for the access check and the page: the join yields no row for a
+            // thread the caller may not see. Only an empty page needs a second look, in the same
+            // read transaction, to tell "no such thread" from "no messages".
             // A seq past Int64.max cannot exist; clamp so the bind cannot trap.
             var arguments: StatementArguments = [
                 threadId, access.org, access.project, access.env, Int64(clamping: afterSeq),
             ]
-            if !authorAgentId.isEmpty {
-                sql += " AND m.author_agent_id = ?"
-                arguments += [authorAgentId]
-            }
-            sql += " ORDER BY m.seq LIMIT ?"
+            arguments += access.threadVisibleArguments
+            if !authorAgentId.isEmpty { arguments += [authorAgentId] }
             arguments += [limit + 1]
-            var messages = try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments).map(
-                V1.Message.init(row:))
+            let statement = try db.cachedStatement(sql: authorAgentId.isEmpty ? Self.pageSQL : Self.pageByAuthorSQL)
+            // Decoded straight from the statement: no intermediate copy of every row.
+            let cursor = try Row.fetchCursor(statement, arguments: arguments)
+            var messages: [V1.Message] = []
+            messages.reserveCapacity(min(limit + 1, 64))
+            while let row = try cursor.next() { messages.append(V1.Message(row: row)) }
+            if messages.isEmpty {
+                var threadArguments: StatementArguments = [threadId]
+                threadArguments += access.threadVisibleArguments
+                let visible = try Bool.fetchOne(db.cachedStatement(sql: Self.threadVisibleSQL), arguments: threadArguments)
+                guard visible ?? false else { throw ThreadsErrors.threadNotFound(threadId) }
+            }
             let hasMore = messages.count > limit
             if hasMore { messages.removeLast(messages.count - limit) }
             return (messages, hasMore)
         }
     }
+
+    // Built once: the statement cache is keyed by the SQL text, so building it per call cost a
+    // string build and a hash of the whole text on every call.
+    private static let pageBaseSQL = """
+        SELECT \(V1.Message.columns) FROM messages m JOIN threads t ON t.id = m.thread_id
+        WHERE m.thread_id = ? AND m.org = ? AND m.project = ? AND m.env = ? AND m.seq > ?
+            AND \(ThreadAccess.threadVisible("t"))
+        """
+    private static let pageSQL = pageBaseSQL + " ORDER BY m.seq LIMIT ?"
+    private static let pageByAuthorSQL = pageBaseSQL + " AND m.author_agent_id = ? ORDER BY m.seq LIMIT ?"
+    private static let threadVisibleSQL = "SELECT 1 FROM threads t WHERE t.id = ? AND \(ThreadAccess.threadVisible("t"))"
 }

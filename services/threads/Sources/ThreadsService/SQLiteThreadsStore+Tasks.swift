@@ -13,7 +13,7 @@ extension SQLiteThreadsStore {
                     db.cachedStatement(
                         sql: """
                             SELECT \(V1.Task.columns) FROM tasks k
-                            WHERE k.spawner_agent_id = ? AND k.idempotency_key = ? AND \(access.taskVisible("k"))
+                            WHERE k.spawner_agent_id = ? AND k.idempotency_key = ? AND \(ThreadAccess.taskVisible("k"))
                             """), arguments: arguments)
                 if let existing { return V1.Task(row: existing) }
             }
@@ -52,7 +52,7 @@ extension SQLiteThreadsStore {
                         WHERE k.target_agent_id = ?
                             AND (k.state = \(V1.TaskState.queued.protoValue)
                                 OR (k.state = \(V1.TaskState.running.protoValue) AND k.lease_expires_at <= ?))
-                            AND \(access.taskVisible("k"))
+                            AND \(ThreadAccess.taskVisible("k"))
                         LIMIT 1
                         """), arguments: arguments) ?? false
         }
@@ -72,7 +72,7 @@ extension SQLiteThreadsStore {
                     sql: """
                         SELECT \(V1.Task.columns) FROM tasks k
                         WHERE k.target_agent_id = ? AND k.state = \(V1.TaskState.running.protoValue)
-                            AND k.lease_expires_at <= ? AND \(access.taskVisible("k"))
+                            AND k.lease_expires_at <= ? AND \(ThreadAccess.taskVisible("k"))
                         """), arguments: lapsedArguments)
             for row in lapsed {
                 var task = V1.Task(row: row)
@@ -88,7 +88,7 @@ extension SQLiteThreadsStore {
                         sql: """
                             SELECT \(V1.Task.columns) FROM tasks k
                             WHERE k.target_agent_id = ? AND k.state = \(V1.TaskState.queued.protoValue)
-                                AND \(access.taskVisible("k"))
+                                AND \(ThreadAccess.taskVisible("k"))
                             -- rowid (insertion order) breaks ties within a millisecond: claims are FIFO.
                             ORDER BY k.created_at, k.rowid LIMIT 1
                             """), arguments: queuedArguments)
@@ -116,7 +116,7 @@ extension SQLiteThreadsStore {
         arguments += access.taskVisibleArguments
         return try Row.fetchOne(
             db.cachedStatement(
-                sql: "SELECT \(V1.Task.columns) FROM tasks k WHERE k.id = ? AND \(access.taskVisible("k"))"),
+                sql: "SELECT \(V1.Task.columns) FROM tasks k WHERE k.id = ? AND \(ThreadAccess.taskVisible("k"))"),
             arguments: arguments
         ).map(V1.Task.init(row:))
     }
@@ -211,7 +211,7 @@ extension SQLiteThreadsStore {
         access: ThreadAccess, threadId: String, state: V1.TaskState?, after: PageCursor?, limit: Int
     ) async throws -> (tasks: [V1.Task], next: PageCursor?) {
         try await database.read { db in
-            var sql = "SELECT \(V1.Task.columns) FROM tasks k WHERE \(access.taskVisible("k"))"
+            var sql = "SELECT \(V1.Task.columns) FROM tasks k WHERE \(ThreadAccess.taskVisible("k"))"
             var arguments = access.taskVisibleArguments
             if !threadId.isEmpty {
                 sql += " AND k.thread_id = ?"
@@ -256,7 +256,7 @@ extension SQLiteThreadsStore {
                     db.cachedStatement(
                         sql: """
                             SELECT \(V1.Task.columns) FROM tasks k
-                            WHERE k.thread_id = ? AND \(access.taskVisible("k"))
+                            WHERE k.thread_id = ? AND \(ThreadAccess.taskVisible("k"))
                                 AND k.state IN (\(V1.TaskState.queued.protoValue), \(V1.TaskState.running.protoValue))
                             ORDER BY k.created_at, k.rowid
                             """), arguments: arguments
@@ -279,7 +279,7 @@ extension SQLiteThreadsStore {
         arguments += access.taskVisibleArguments
         return try Int64.fetchOne(
             db.cachedStatement(
-                sql: "SELECT MAX(e.seq) FROM task_events e WHERE e.\(column) = ? AND \(access.taskVisible("e"))"),
+                sql: "SELECT MAX(e.seq) FROM task_events e WHERE e.\(column) = ? AND \(ThreadAccess.taskVisible("e"))"),
             arguments: arguments) ?? 0
     }
 
@@ -302,7 +302,7 @@ extension SQLiteThreadsStore {
                 db.cachedStatement(
                     sql: """
                         SELECT e.seq, e.task FROM task_events e
-                        WHERE e.\(column) = ? AND e.seq > ? AND \(access.taskVisible("e"))
+                        WHERE e.\(column) = ? AND e.seq > ? AND \(ThreadAccess.taskVisible("e"))
                         ORDER BY e.seq LIMIT ?
                         """), arguments: arguments)
             return try rows.map { row in

@@ -31,7 +31,7 @@ public struct SQLiteThreadsStore: ThreadsStore {
                     db.cachedStatement(
                         sql: """
                             SELECT \(V1.Thread.columns) FROM threads t
-                            WHERE t.created_by_agent_id = ? AND t.idempotency_key = ? AND \(access.threadVisible("t"))
+                            WHERE t.created_by_agent_id = ? AND t.idempotency_key = ? AND \(ThreadAccess.threadVisible("t"))
                             """), arguments: arguments)
                 if let existing { return V1.Thread(row: existing) }
             }
@@ -72,7 +72,7 @@ public struct SQLiteThreadsStore: ThreadsStore {
         arguments += access.threadVisibleArguments
         return try Row.fetchOne(
             db.cachedStatement(
-                sql: "SELECT \(V1.Thread.columns) FROM threads t WHERE t.id = ? AND \(access.threadVisible("t"))"),
+                sql: "SELECT \(V1.Thread.columns) FROM threads t WHERE t.id = ? AND \(ThreadAccess.threadVisible("t"))"),
             arguments: arguments
         ).map(V1.Thread.init(row:))
     }
@@ -81,7 +81,7 @@ public struct SQLiteThreadsStore: ThreadsStore {
         access: ThreadAccess, metadataFilter: [String: String], after: PageCursor?, limit: Int
     ) async throws -> (threads: [V1.Thread], next: PageCursor?) {
         try await database.read { db in
-            var sql = "SELECT \(V1.Thread.columns) FROM threads t WHERE \(access.threadVisible("t"))"
+            var sql = "SELECT \(V1.Thread.columns) FROM threads t WHERE \(ThreadAccess.threadVisible("t"))"
             var arguments = access.threadVisibleArguments
             if let after {
                 sql += " AND (t.created_at, t.id) < (?, ?)"
@@ -122,7 +122,7 @@ public struct SQLiteThreadsStore: ThreadsStore {
             try db.cachedStatement(
                 sql: """
                     UPDATE threads AS t SET title = ?, metadata = ?, updated_at = ?
-                    WHERE t.id = ? AND \(access.threadVisible("t"))
+                    WHERE t.id = ? AND \(ThreadAccess.threadVisible("t"))
                     """
             ).execute(arguments: arguments)
             return thread
@@ -134,7 +134,7 @@ public struct SQLiteThreadsStore: ThreadsStore {
             var arguments: StatementArguments = [id]
             arguments += access.threadVisibleArguments
             // Messages and tasks go with the thread (ON DELETE CASCADE); their event log too.
-            try db.cachedStatement(sql: "DELETE FROM threads AS t WHERE t.id = ? AND \(access.threadVisible("t"))")
+            try db.cachedStatement(sql: "DELETE FROM threads AS t WHERE t.id = ? AND \(ThreadAccess.threadVisible("t"))")
                 .execute(arguments: arguments)
             guard db.changesCount > 0 else { throw ThreadsErrors.threadNotFound(id) }
             try db.cachedStatement(

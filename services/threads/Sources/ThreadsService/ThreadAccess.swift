@@ -32,7 +32,7 @@ public struct ThreadAccess: Sendable, Hashable {
 
     /// True for a row of `threads` (under `alias`) this caller may see. An empty cluster or agent
     /// id matches nothing, because every stored owner id is non-empty.
-    func threadVisible(_ alias: String) -> String {
+    static func threadVisible(_ alias: String) -> String {
         """
         \(alias).org = ? AND \(alias).project = ? AND \(alias).env = ? \
         AND ((\(alias).owner_kind = \(V1.OwnerKind.cluster.protoValue) AND \(alias).owner_id = ?) \
@@ -46,7 +46,7 @@ public struct ThreadAccess: Sendable, Hashable {
 
     /// True for a row of `tasks` or `task_events` (under `alias`) this caller may see: tasks only
     /// ever belong to a cluster, so an unclustered caller sees none.
-    func taskVisible(_ alias: String) -> String {
+    static func taskVisible(_ alias: String) -> String {
         "\(alias).org = ? AND \(alias).project = ? AND \(alias).env = ? AND \(alias).cluster_id = ? AND \(alias).cluster_id <> ''"
     }
 
