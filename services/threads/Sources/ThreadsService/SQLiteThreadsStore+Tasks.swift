@@ -41,23 +41,6 @@ extension SQLiteThreadsStore {
         }
     }
 
-    public func hasClaimableTask(access: ThreadAccess, now: Int64) async throws -> Bool {
-        try await database.read { db in
-            var arguments: StatementArguments = [access.agentId, now]
-            arguments += access.taskVisibleArguments
-            return try Bool.fetchOne(
-                db.cachedStatement(
-                    sql: """
-                        SELECT 1 FROM tasks k
-                        WHERE k.target_agent_id = ?
-                            AND (k.state = \(V1.TaskState.queued.protoValue)
-                                OR (k.state = \(V1.TaskState.running.protoValue) AND k.lease_expires_at <= ?))
-                            AND \(ThreadAccess.taskVisible("k"))
-                        LIMIT 1
-                        """), arguments: arguments) ?? false
-        }
-    }
-
     public func claimTask(access: ThreadAccess, leaseMs: Int64, maxAttempts: Int, now: Int64) async throws
         -> (claimed: V1.Task?, changed: [V1.Task])
     {

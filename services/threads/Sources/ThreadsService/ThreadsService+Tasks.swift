@@ -115,14 +115,14 @@ extension ThreadsService {
         while true {
             try Task.checkCancellation()
             let generation = queueSignal.generation(subscription)
-            if try await store.hasClaimableTask(access: access, now: now) {
-                let (claimed, changed) = try await store.claimTask(
-                    access: access, leaseMs: leaseMs, maxAttempts: configuration.lease.maxAttempts, now: now)
-                announce(changed)
-                if let claimed { return V1.ClaimTaskResponse(task: claimed) }
-                // Another claim by the same agent took it first: look again.
-                continue
-            }
+            // Straight to the write, with no read first to see whether there is anything to
+            // claim: that read cost every successful claim a second database call, while a claim
+            // that finds nothing is a write that changes nothing. A long-poll looks once per call
+            // and once per wake-up, and it is woken only when a task is queued for this agent.
+            let (claimed, changed) = try await store.claimTask(
+                access: access, leaseMs: leaseMs, maxAttempts: configuration.lease.maxAttempts, now: now)
+            announce(changed)
+            if let claimed { return V1.ClaimTaskResponse(task: claimed) }
             let remaining = deadline - ContinuousClock.now
             guard remaining > .zero else { return V1.ClaimTaskResponse() }
             await queueSignal.wait(subscription, since: generation, timeout: remaining)

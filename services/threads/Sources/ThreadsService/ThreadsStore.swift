@@ -70,11 +70,9 @@ public protocol ThreadsStore: Sendable {
     ) async throws -> (messages: [V1.Message], hasMore: Bool)
 
     func spawnTask(_ draft: TaskDraft, access: ThreadAccess, now: Int64) async throws -> V1.Task
-    /// Whether the caller has a task it could claim now (queued, or with a lapsed lease), read
-    /// without taking the writer, so an idle long-poll costs no write.
-    func hasClaimableTask(access: ThreadAccess, now: Int64) async throws -> Bool
     /// Leases the caller's oldest claimable task, first requeuing (or expiring) its lapsed leases.
-    /// Returns the claimed task and every task whose state the call changed.
+    /// Returns the claimed task and every task whose state the call changed; finding nothing
+    /// changes nothing, so that write commits no pages.
     func claimTask(access: ThreadAccess, leaseMs: Int64, maxAttempts: Int, now: Int64) async throws
         -> (claimed: V1.Task?, changed: [V1.Task])
     func heartbeat(taskId: String, leaseId: String, leaseMs: Int64, access: ThreadAccess, now: Int64)
