@@ -57,12 +57,20 @@ func agent(_ id: String) -> V1.Principal {
 /// measured. Returns the calls completed and their latencies (ns) in the measured window.
 func measure(
     callers: Int, warmup: Double, seconds: Double, _ body: @escaping @Sendable (Int) async throws -> Void
-) async throws -> (calls: Int, errors: Int, latency: Histogram<UInt64>) {
+) async throws -> (calls: Int, errors: Int, latency: Histogram<UInt64>, cpuSeconds: Double) {
     let clock = ContinuousClock()
     let start = clock.now
     let measureFrom = start + .milliseconds(Int64(warmup * 1000))
     let end = measureFrom + .milliseconds(Int64(seconds * 1000))
-    return try await withThrowingTaskGroup(of: (Int, Int, Histogram<UInt64>).self) { group in
+    // The process's CPU time over the measured window: on a shared machine, CPU per call moves
+    // much less between runs than calls/s does.
+    let cpu = Task {
+        try await clock.sleep(until: measureFrom)
+        let from = processCPUSeconds()
+        try await clock.sleep(until: end)
+        return processCPUSeconds() - from
+    }
+    let (calls, errors, latency) = try await withThrowingTaskGroup(of: (Int, Int, Histogram<UInt64>).self) { group in
         for caller in 0..<callers {
             group.addTask {
                 var histogram = Histogram<UInt64>(
@@ -99,6 +107,24 @@ func measure(
         }
         return (calls, errors, merged)
     }
+    return (calls, errors, latency, try await cpu.value)
+}
+
+/// User + system CPU time of this process so far.
+func processCPUSeconds() -> Double {
+    var usage = rusage()
+    #if canImport(Glibc)
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+    #else
+    getrusage(RUSAGE_SELF, &usage)
+    #endif
+    func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1_000_000 }
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
+/// CPU per call over the measured window, in µs.
+func cpuPerCall(_ cpuSeconds: Double, _ calls: Int) -> String {
+    String(format: "%.0f", cpuSeconds * 1_000_000 / Double(max(calls, 1)))
 }
 
 func ms(_ nanos: UInt64) -> String { String(format: "%.3f", Double(nanos) / 1_000_000) }
@@ -152,7 +178,8 @@ func run() async throws {
     }
     let postsPerSecond = Double(posts.calls) / options.seconds
     print("posts: \(posts.calls) in \(options.seconds) s = \(Int(postsPerSecond))/s, p50 \(ms(posts.latency.valueAtPercentile(50))) ms, "
-        + "p99 \(ms(posts.latency.valueAtPercentile(99))) ms, errors \(posts.errors)")
+        + "p99 \(ms(posts.latency.valueAtPercentile(99))) ms, errors \(posts.errors), "
+        + "cpu \(cpuPerCall(posts.cpuSeconds, posts.calls)) µs/post")
 
     // Lists.
     let lists = try await measure(callers: options.callers, warmup: options.warmup, seconds: options.seconds) { _ in
@@ -161,7 +188,7 @@ func run() async throws {
     }
     let listP99 = lists.latency.valueAtPercentile(99)
     print("list (limit 50): \(Int(Double(lists.calls) / options.seconds))/s, p50 \(ms(lists.latency.valueAtPercentile(50))) ms, "
-        + "p99 \(ms(listP99)) ms, errors \(lists.errors)")
+        + "p99 \(ms(listP99)) ms, errors \(lists.errors), cpu \(cpuPerCall(lists.cpuSeconds, lists.calls)) µs/list")
 
     // Tasks: pair i spawns for worker_i, which claims and completes it.
     let workers = (0..<pairs).map { client(agent("worker_\($0)")) }
@@ -177,7 +204,8 @@ func run() async throws {
     }
     let roundTrips = Double(tasks.calls) / options.seconds
     print("tasks: \(Int(roundTrips)) spawn→claim→complete/s, p50 \(ms(tasks.latency.valueAtPercentile(50))) ms, "
-        + "p99 \(ms(tasks.latency.valueAtPercentile(99))) ms, errors \(tasks.errors)")
+        + "p99 \(ms(tasks.latency.valueAtPercentile(99))) ms, errors \(tasks.errors), "
+        + "cpu \(cpuPerCall(tasks.cpuSeconds, tasks.calls)) µs/round trip")
 
     await server?.shutdownGracefully()
     print("RESULT posts_per_s \(Int(postsPerSecond))")
