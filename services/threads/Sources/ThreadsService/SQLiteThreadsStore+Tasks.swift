@@ -41,6 +41,23 @@ extension SQLiteThreadsStore {
         }
     }
 
+    // The statements of the task round trip, built once rather than on every call: the statement
+    // cache is keyed by the SQL text, which was rebuilt and rehashed each time.
+    private static let lapsedLeasesSQL = """
+        SELECT \(V1.Task.columns) FROM tasks k
+        WHERE k.target_agent_id = ? AND k.state = \(V1.TaskState.running.protoValue)
+            AND k.lease_expires_at <= ? AND \(ThreadAccess.taskVisible("k"))
+        """
+    private static let oldestQueuedSQL = """
+        SELECT \(V1.Task.columns) FROM tasks k
+        WHERE k.target_agent_id = ? AND k.state = \(V1.TaskState.queued.protoValue)
+            AND \(ThreadAccess.taskVisible("k"))
+        -- rowid (insertion order) breaks ties within a millisecond: claims are FIFO.
+        ORDER BY k.created_at, k.rowid LIMIT 1
+        """
+    private static let visibleTaskSQL =
+        "SELECT \(V1.Task.columns) FROM tasks k WHERE k.id = ? AND \(ThreadAccess.taskVisible("k"))"
+
     public func claimTask(access: ThreadAccess, leaseMs: Int64, maxAttempts: Int, now: Int64) async throws
         -> (claimed: V1.Task?, changed: [V1.Task])
     {
@@ -51,12 +68,7 @@ extension SQLiteThreadsStore {
             var lapsedArguments: StatementArguments = [access.agentId, now]
             lapsedArguments += access.taskVisibleArguments
             let lapsed = try Row.fetchAll(
-                db.cachedStatement(
-                    sql: """
-                        SELECT \(V1.Task.columns) FROM tasks k
-                        WHERE k.target_agent_id = ? AND k.state = \(V1.TaskState.running.protoValue)
-                            AND k.lease_expires_at <= ? AND \(ThreadAccess.taskVisible("k"))
-                        """), arguments: lapsedArguments)
+                db.cachedStatement(sql: Self.lapsedLeasesSQL), arguments: lapsedArguments)
             for row in lapsed {
                 var task = V1.Task(row: row)
                 task.lapse(maxAttempts: maxAttempts, now: now)
@@ -67,14 +79,7 @@ extension SQLiteThreadsStore {
             queuedArguments += access.taskVisibleArguments
             guard
                 let row = try Row.fetchOne(
-                    db.cachedStatement(
-                        sql: """
-                            SELECT \(V1.Task.columns) FROM tasks k
-                            WHERE k.target_agent_id = ? AND k.state = \(V1.TaskState.queued.protoValue)
-                                AND \(ThreadAccess.taskVisible("k"))
-                            -- rowid (insertion order) breaks ties within a millisecond: claims are FIFO.
-                            ORDER BY k.created_at, k.rowid LIMIT 1
-                            """), arguments: queuedArguments)
+                    db.cachedStatement(sql: Self.oldestQueuedSQL), arguments: queuedArguments)
             else { return (nil, changed) }
             var task = V1.Task(row: row)
             task.lease(for: leaseMs, now: now)
@@ -98,8 +103,7 @@ extension SQLiteThreadsStore {
         var arguments: StatementArguments = [taskId]
         arguments += access.taskVisibleArguments
         return try Row.fetchOne(
-            db.cachedStatement(
-                sql: "SELECT \(V1.Task.columns) FROM tasks k WHERE k.id = ? AND \(ThreadAccess.taskVisible("k"))"),
+            db.cachedStatement(sql: visibleTaskSQL),
             arguments: arguments
         ).map(V1.Task.init(row:))
     }

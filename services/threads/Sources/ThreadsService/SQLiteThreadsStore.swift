@@ -67,12 +67,15 @@ public struct SQLiteThreadsStore: ThreadsStore {
         }
     }
 
+    /// Built once, not per call (the statement cache is keyed by this text).
+    private static let visibleThreadSQL =
+        "SELECT \(V1.Thread.columns) FROM threads t WHERE t.id = ? AND \(ThreadAccess.threadVisible("t"))"
+
     static func visibleThread(_ db: Database, _ id: String, _ access: ThreadAccess) throws -> V1.Thread? {
         var arguments: StatementArguments = [id]
         arguments += access.threadVisibleArguments
         return try Row.fetchOne(
-            db.cachedStatement(
-                sql: "SELECT \(V1.Thread.columns) FROM threads t WHERE t.id = ? AND \(ThreadAccess.threadVisible("t"))"),
+            db.cachedStatement(sql: visibleThreadSQL),
             arguments: arguments
         ).map(V1.Thread.init(row:))
     }
