@@ -36,6 +36,33 @@ import Testing
         #expect(try db.integrityCheck() == "ok")
     }
 
+    struct Refused: Error {}
+
+    @Test func aWriteThatThrowsAfterWritingLeavesNothingAndItsNeighboursKeepTheirs() async throws {
+        let db = try Self.database()
+        let outcomes = await withTaskGroup(of: (Int, Bool).self) { group in
+            for i in 0..<100 {
+                group.addTask {
+                    do {
+                        try await db.write { db in
+                            try db.execute(sql: "INSERT INTO item (name) VALUES (?)", arguments: ["n\(i)"])
+                            // Every 3rd write changes its mind after its insert: the insert must go.
+                            if i % 3 == 0 { throw Refused() }
+                        }
+                        return (i, true)
+                    } catch {
+                        return (i, false)
+                    }
+                }
+            }
+            return await group.reduce(into: [Int: Bool]()) { $0[$1.0] = $1.1 }
+        }
+        #expect(outcomes.count == 100)
+        for (i, succeeded) in outcomes { #expect(succeeded == (i % 3 != 0)) }
+        let names = try await db.read { try Set(String.fetchAll($0, sql: "SELECT name FROM item")) }
+        #expect(names == Set((0..<100).filter { $0 % 3 != 0 }.map { "n\($0)" }))
+    }
+
     @Test func aWriteReturnsItsValueAfterCommit() async throws {
         let db = try Self.database()
         let id = try await db.write { db -> Int64 in

@@ -77,6 +77,31 @@ struct ThreadAccessTests {
         #expect(strangersThreads.threads.isEmpty)
     }
 
+    // messages.list checks access in the same statement as the page, and looks again only when the
+    // page is empty: an empty page of a visible thread is not a missing thread, and an empty page
+    // of an invisible one is not an empty thread.
+    @Test func anEmptyPageIsEmptyForAMemberAndNotFoundForAStranger() async throws {
+        let h = try H()
+        let thread = try await h.createThread(H.chat)
+        let empty = try await h.client(H.bgo).call(V1.MessagesService.list, V1.ListMessagesRequest(threadId: thread.id))
+        #expect(empty.messages.isEmpty)
+        #expect(!empty.hasMore)
+
+        try await h.post(H.chat, thread.id, "one")
+        let pastTheEnd = try await h.client(H.bgo).call(
+            V1.MessagesService.list, V1.ListMessagesRequest(threadId: thread.id, afterSeq: 1))
+        #expect(pastTheEnd.messages.isEmpty)
+        let byNobody = try await h.client(H.bgo).call(
+            V1.MessagesService.list, V1.ListMessagesRequest(threadId: thread.id, authorAgentId: H.bgo.id))
+        #expect(byNobody.messages.isEmpty)
+
+        let stranger = h.client(H.stranger)
+        let pastTheEndForStranger = await rpcError {
+            _ = try await stranger.call(V1.MessagesService.list, V1.ListMessagesRequest(threadId: thread.id, afterSeq: 1))
+        }
+        #expect(pastTheEndForStranger?.code == .notFound)
+    }
+
     @Test func aThreadOfAnUnclusteredAgentIsVisibleOnlyToThatAgent() async throws {
         let h = try H()
         let thread = try await h.createThread(H.loner)
