@@ -57,13 +57,16 @@ public final class GroupCommitWriter: Sendable {
     public static let maxBatch = 512
 
     private let pool: DatabasePool
+    /// Runs on the writer's thread after each successful commit (schedules a checkpoint).
+    private let afterCommit: @Sendable () -> Void
     private let state = NIOLockedValueBox(State())
     private let thread: DispatchQueue
     private let batchSize: Recorder
     private let commits: Counter
 
-    init(pool: DatabasePool, label: String) {
+    init(pool: DatabasePool, label: String, afterCommit: @escaping @Sendable () -> Void) {
         self.pool = pool
+        self.afterCommit = afterCommit
         thread = DispatchQueue(label: "platos.db.writer.\(label)")
         batchSize = Recorder(label: "db_commit_batch_size", dimensions: [("database", label)], aggregate: true)
         commits = Counter(label: "db_commits_total", dimensions: [("database", label)])
@@ -121,6 +124,7 @@ public final class GroupCommitWriter: Sendable {
             batchSize.record(batch.count)
             commits.increment()
             for job in batch { job.answer(commitError) }
+            if commitError == nil { afterCommit() }
         }
     }
 }

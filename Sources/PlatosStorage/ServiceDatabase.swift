@@ -18,6 +18,9 @@ public final class ServiceDatabase: Sendable {
     /// How much of the file readers map (SQLite's own limit applies if smaller).
     static let mmapSize = 1 << 30
 
+    /// WAL pages after which the writer checkpoints by itself (SQLite's default is 1,000).
+    static let fallbackCheckpointPages = 10_000
+
     /// Opens (creating if needed) the database at `path` and runs the migrations not yet applied.
     public static func open(
         path: String,
@@ -39,17 +42,21 @@ public final class ServiceDatabase: Sendable {
             // more time in pread than in SQLite. Durability is unchanged: writes still go to the
             // WAL with write(2).
             try db.execute(sql: "PRAGMA mmap_size = \(Self.mmapSize)")
+            // Checkpoints are the BackgroundCheckpointer's job; the writer's own automatic one is
+            // only the fallback should it fall far behind.
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = \(Self.fallbackCheckpointPages)")
         }
         let pool = try DatabasePool(path: path, configuration: configuration)
         var migrator = DatabaseMigrator()
         migrations(&migrator)
         try migrator.migrate(pool)
-        return ServiceDatabase(pool: pool, label: label)
+        let checkpointer = try BackgroundCheckpointer(path: path, label: label)
+        return ServiceDatabase(pool: pool, label: label, checkpointer: checkpointer)
     }
 
-    private init(pool: DatabasePool, label: String) {
+    private init(pool: DatabasePool, label: String, checkpointer: BackgroundCheckpointer) {
         self.pool = pool
-        self.writer = GroupCommitWriter(pool: pool, label: label)
+        self.writer = GroupCommitWriter(pool: pool, label: label, afterCommit: checkpointer.committed)
     }
 
     /// A read on a pooled connection, off the caller's thread.
