@@ -6,6 +6,8 @@
 #   RESULT posts_per_s <n>              acknowledged messages.post/s, 64 callers over 1,000 threads
 #   RESULT list_p99_ms <ms>             messages.list (50 messages) p99 under the same callers
 #   RESULT task_roundtrips_per_s <n>    spawn → claim → complete round trips/s, 64 pairs
+# Each phase's line also gives the process's CPU time per call, steadier than calls/s on a shared
+# machine.
 # BENCH_SECONDS (default 5) and BENCH_WARMUP (default 1) set each phase's measured and unmeasured
 # time; BENCH_TRANSPORT=in-process skips the sockets.
 set -euo pipefail
