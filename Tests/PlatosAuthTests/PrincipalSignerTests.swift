@@ -83,9 +83,17 @@ import Testing
     }
 
     @Test func garbageIsRejectedNotCrashed() {
-        for signature in ["", "v1", "v1.x.y", "v2.1.AAAA", "v1.1.!!!"] {
+        for signature in ["", "v1", "v1.", "v1.1", "v1..AAAA", "v1.1.AAAA.AAAA", "v1.x.y", "v2.1.AAAA", "v1.1.!!!", "v1.1.é"] {
             let metadata: Metadata = [MetadataKey.principal: "AAAA", MetadataKey.principalSignature: signature]
             #expect(throws: RPCError.self) { try signer.verify(metadata, method: "threads.get") }
+        }
+    }
+
+    @Test func aStampWithAnExtraSegmentIsRejected() throws {
+        var metadata = Metadata(try signer.stamp(principal, method: "memory.recall"))
+        metadata[MetadataKey.principalSignature] = metadata[MetadataKey.principalSignature]! + ".AAAA"
+        #expect(throws: RPCError(.unauthenticated, "malformed principal signature")) {
+            try signer.verify(metadata, method: "memory.recall")
         }
     }
 

@@ -34,7 +34,10 @@ import Testing
         let agent = try await f.createAgent("a")
         let issued = try await f.admin().call(V1.TokensService.issue, V1.IssueTokenRequest(role: .agent, agentId: agent.id))
         let altered = String(issued.secret.dropLast()) + (issued.secret.hasSuffix("0") ? "1" : "0")
-        for secret in [altered, "pt_tok_deadbeef_00", "garbage", "pt_tok__"] {
+        for secret in [
+            altered, issued.secret + "_x", String(issued.secret.dropLast(issued.secret.count - 20)), "pt_tok_deadbeef_00",
+            "garbage", "pt_tok__", "pt_tok_x_", "pt_tokx_y",
+        ] {
             let error = await rpcError { _ = try await f.gateway.call(V1.AuthService.resolve, V1.ResolveTokenRequest(secret: secret)) }
             #expect(error == RPCError(.unauthenticated, "invalid, expired or revoked token"), "\(secret)")
         }

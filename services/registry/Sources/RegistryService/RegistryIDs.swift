@@ -28,15 +28,26 @@ struct TokenSecret {
 
     /// The token id inside `text`, or nil when `text` is not shaped like a Platos token.
     static func tokenId(in text: String) -> String? {
-        // pt, tok, <id hex>, <secret hex>; split on bytes (a Character split is needlessly slow
-        // on the gateway's hottest call).
-        let parts = text.utf8.split(separator: UInt8(ascii: "_"), omittingEmptySubsequences: false)
-        guard parts.count == 4, parts[0].elementsEqual("pt".utf8), parts[1].elementsEqual("tok".utf8),
-            !parts[2].isEmpty, !parts[3].isEmpty, let id = String(parts[2])
-        else {
+        // pt_tok_<id hex>_<secret hex>: scanned as bytes, on the gateway's hottest call.
+        let bytes = text.utf8
+        guard bytes.starts(with: "pt_tok_".utf8) else { return nil }
+        let idStart = bytes.index(bytes.startIndex, offsetBy: 7)
+        guard let idEnd = bytes[idStart...].firstIndex(of: UInt8(ascii: "_")), idEnd > idStart else { return nil }
+        let secret = bytes[bytes.index(after: idEnd)...]
+        guard !secret.isEmpty, !secret.contains(UInt8(ascii: "_")), let id = String(bytes[idStart..<idEnd]) else {
             return nil
         }
         return "tok_\(id)"
+    }
+
+    /// Whether `text` hashes to `storedHash`, compared in constant time: how much of a guess was
+    /// right must not show in the timing.
+    static func matches(_ text: String, storedHash: Data) -> Bool {
+        let fresh = SHA256.hash(data: Array(text.utf8))
+        guard storedHash.count == SHA256.byteCount else { return false }
+        return storedHash.withUnsafeBytes { stored in
+            fresh.withUnsafeBytes { fresh in zip(stored, fresh).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0 }
+        }
     }
 
     static func hash(_ text: String) -> Data {

@@ -71,7 +71,6 @@ extension SQLiteRegistryStore {
     func resolve(secret: String) async throws -> V1.ResolveTokenResponse {
         let invalid = RPCError(.unauthenticated, "invalid, expired or revoked token")
         guard let tokenId = TokenSecret.tokenId(in: secret) else { throw invalid }
-        let hash = TokenSecret.hash(secret)
         let entry: ResolveCache.Entry
         if let cached = resolveCache.entry(tokenId) {
             entry = cached
@@ -81,10 +80,7 @@ extension SQLiteRegistryStore {
             resolveCache.store(loaded, for: tokenId, readAt: generation)
             entry = loaded
         }
-        // Constant time: the comparison must not tell an attacker how much of a guess was right.
-        guard entry.secretHash.count == hash.count,
-            zip(entry.secretHash, hash).reduce(0, { $0 | ($1.0 ^ $1.1) }) == 0
-        else { throw invalid }
+        guard TokenSecret.matches(secret, storedHash: entry.secretHash) else { throw invalid }
         let info = entry.token
         let now = RegistryRows.nowMs()
         guard info.revokedAtUnixMs == 0, info.expiresAtUnixMs == 0 || info.expiresAtUnixMs > now else { throw invalid }
