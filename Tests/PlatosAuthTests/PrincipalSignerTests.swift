@@ -32,6 +32,20 @@ import Testing
         #expect(entries.last?.value == "v1.1700000000123.\(Data(mac).base64EncodedString())")
     }
 
+    /// Keys shorter than, equal to and longer than SHA-256's 64-byte block (a longer key is
+    /// hashed first) all give swift-crypto's HMAC.
+    @Test(arguments: [32, 63, 64, 65, 100, 200])
+    func theSignatureMatchesSwiftCryptoForAnyKeyLength(length: Int) throws {
+        let key = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+        let signer = try PrincipalSigner(secret: key)
+        let now = Date(timeIntervalSince1970: 1_700_000_000)
+        let entries = try signer.stamp(principal, method: "threads.get", now: now)
+        let message = Array("platos-principal-v1\nthreads.get\n1700000000000\n".utf8) + (try principal.serializedBytes())
+        let mac = HMAC<SHA256>.authenticationCode(for: message, using: SymmetricKey(data: key))
+        #expect(entries.last?.value == "v1.1700000000000.\(Data(mac).base64EncodedString())")
+        #expect(try signer.verify(Metadata(entries), method: "threads.get", now: now) == principal)
+    }
+
     /// One signer (and its keyed HMAC) is shared by every handler task.
     @Test func oneSignerVerifiesConcurrently() async throws {
         let signer = self.signer
