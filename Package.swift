@@ -105,6 +105,7 @@ let package = Package(
             dependencies: [
                 "PlatosRPC", "PlatosProto", "ProtobufCSwift",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -111,6 +111,39 @@ import Testing
         }
     }
 
+    /// A stamp is reused for the same principal and method within a second, and only then.
+    @Test func stampsAreReusedForUpToASecond() throws {
+        let t0 = Date(timeIntervalSince1970: 1_700_000_000)
+        let first = try signer.stamp(principal, method: "memory.recall", now: t0)
+        #expect(try signer.stamp(principal, method: "memory.recall", now: t0 + 0.999) == first)
+        #expect(try signer.stamp(principal, method: "memory.recall", now: t0 + 1.0) != first)
+        #expect(try signer.stamp(principal, method: "memory.write", now: t0 + 1.0) != first)
+        var other = principal
+        other.userId = "someone-else"
+        #expect(try signer.stamp(other, method: "memory.recall", now: t0 + 1.0) != first)
+    }
+
+    /// A stamp verified once still has its age, method and principal checked when it comes again.
+    @Test func aVerifiedStampIsStillCheckedWhenItComesAgain() throws {
+        let t0 = Date()
+        let metadata = Metadata(try signer.stamp(principal, method: "memory.recall", now: t0))
+        #expect(try signer.verify(metadata, method: "memory.recall", now: t0) == principal)
+        #expect(try signer.verify(metadata, method: "memory.recall", now: t0 + 1) == principal)
+        #expect(throws: RPCError(.unauthenticated, "invalid principal signature")) {
+            try signer.verify(metadata, method: "memory.forget_user", now: t0)
+        }
+        #expect(throws: RPCError(.unauthenticated, "principal signature expired")) {
+            try signer.verify(metadata, method: "memory.recall", now: t0 + 301)
+        }
+        var altered = metadata
+        var other = principal
+        other.role = .admin
+        altered[MetadataKey.principal] = Data(try other.serializedBytes()).base64EncodedString()
+        #expect(throws: RPCError(.unauthenticated, "invalid principal signature")) {
+            try signer.verify(altered, method: "memory.recall", now: t0)
+        }
+    }
+
     @Test func shortSecretsAreRefused() {
         #expect(throws: RPCError.self) { try PrincipalSigner(secret: [1, 2, 3]) }
     }
