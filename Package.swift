@@ -213,7 +213,10 @@ let package = Package(
 
         .executableTarget(
             name: "RegistryBenchmark",
-            dependencies: serviceDependencies + ["RegistryService", .product(name: "Histogram", package: "hdrhistogram-swift")],
+            dependencies: serviceDependencies + [
+                "RegistryService", .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             path: "Benchmarks/RegistryBenchmark", swiftSettings: swiftSettings
         ),
         .executableTarget(

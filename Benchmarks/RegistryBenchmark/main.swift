@@ -1,8 +1,14 @@
 // platos-bench-registry: `auth.resolve` calls/s and latency with 64 concurrent callers, against
 // the real `platos-registry` executable (release) over loopback. `make bench-registry`.
+//
+// The callers stand for the gateway, the only caller of auth.resolve, whose handlers run on its
+// event loops and call through loop-affine connection pools: so each caller here is a task on
+// one of this process's loops (`EventLoopTaskExecutor`), and the pool gives it a connection on
+// the same loop. `BENCH_CALLERS_ON=pool` runs them on the global executor instead.
 import Foundation
 import Histogram
 import NIOConcurrencyHelpers
+import NIOPosix
 import PlatosAuth
 import PlatosProto
 import PlatosRPC
@@ -66,13 +72,15 @@ func seed() async throws -> (agents: [String], secrets: [String]) {
 let (agents, secrets) = try await seed()
 
 let gateway = client(ServicePrincipal.gateway, connections: 2)
+let callersOnLoops = ProcessInfo.processInfo.environment["BENCH_CALLERS_ON"] != "pool"
+let loopExecutors = MultiThreadedEventLoopGroup.singleton.makeIterator().map { EventLoopTaskExecutor(eventLoop: $0) }
 let histogram = NIOLockedValueBox(Histogram<UInt64>(highestTrackableValue: 10_000_000, numberOfSignificantValueDigits: .three))
 let stop = NIOLockedValueBox(false)
 func runLoad(for duration: Double, record: Bool) async throws -> Int {
     stop.withLockedValue { $0 = false }
     return try await withThrowingTaskGroup(of: Int.self) { group in
         for i in 0..<callers {
-            group.addTask {
+            group.addTask(executorPreference: callersOnLoops ? loopExecutors[i % loopExecutors.count] : nil) {
                 var local = Histogram<UInt64>(highestTrackableValue: 10_000_000, numberOfSignificantValueDigits: .three)
                 var n = 0
                 let request = V1.ResolveTokenRequest(secret: secrets[i])
@@ -98,7 +106,10 @@ _ = try await runLoad(for: 1, record: false)  // warm-up
 let total = try await runLoad(for: seconds, record: true)
 let perSecond = Double(total) / seconds
 let (p50, p99) = histogram.withLockedValue { (Double($0.valueAtPercentile(50)) / 1000, Double($0.valueAtPercentile(99)) / 1000) }
-print(String(format: "auth.resolve, %d callers, %.0f s: %.0f calls/s  p50 %.3f ms  p99 %.3f ms", callers, seconds, perSecond, p50, p99))
+print(
+    String(
+        format: "auth.resolve, %d callers (%@), %.0f s: %.0f calls/s  p50 %.3f ms  p99 %.3f ms", callers,
+        callersOnLoops ? "on the event loops" : "on the global executor", seconds, perSecond, p50, p99))
 print(String(format: "RESULT auth_resolve_per_s %.0f", perSecond))
 print(String(format: "RESULT auth_resolve_p99_ms %.3f", p99))
 registry.terminate()

@@ -9,14 +9,17 @@ import NIOCore
 /// call this saves (loop → global executor → loop) were the largest single cost of a call.
 /// The price is that a handler must not block: a synchronous wait would stall every connection
 /// of its loop. Every handler in this project awaits instead.
-final class EventLoopTaskExecutor: TaskExecutor {
-    let eventLoop: any EventLoop
+///
+/// Public for callers that want the same for their own tasks (`Task(executorPreference:)`): a
+/// task on a loop that calls through an ``RPCConnectionPool`` gets a connection on that loop.
+public final class EventLoopTaskExecutor: TaskExecutor {
+    public let eventLoop: any EventLoop
 
-    init(eventLoop: any EventLoop) {
+    public init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
     }
 
-    func enqueue(_ job: consuming ExecutorJob) {
+    public func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
         eventLoop.execute {
             job.runSynchronously(on: self.asUnownedTaskExecutor())
