@@ -214,14 +214,16 @@ let package = Package(
         .executableTarget(
             name: "RegistryBenchmark",
             dependencies: serviceDependencies + [
-                "RegistryService", .product(name: "Histogram", package: "hdrhistogram-swift"),
+                "RegistryService", "BenchmarkSupport", .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Benchmarks/RegistryBenchmark", swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "MemoryBenchmark",
-            dependencies: serviceDependencies + ["MemoryService", .product(name: "Histogram", package: "hdrhistogram-swift")],
+            dependencies: serviceDependencies + [
+                "MemoryService", "BenchmarkSupport", .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
             path: "Benchmarks/MemoryBenchmark", swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -231,7 +233,7 @@ let package = Package(
         ),
 
         // The load engine, loopback endpoints and child processes shared by platos-load and the
-        // gateway benchmark.
+        // benchmarks that start services.
         .target(
             name: "BenchmarkSupport",
             dependencies: [

@@ -168,6 +168,28 @@ public final class ChildProcess: @unchecked Sendable {
     }
 }
 
+extension ChildProcess {
+    /// Starts the Platos service `platos-<name>` next to this program on 127.0.0.1, with port 0
+    /// for RPC and admin, its data in `dataDir` and only warnings logged, and waits for its
+    /// `READY platos-<name> rpc=<host>:<port> admin=<host>:<port>` line: the child and its RPC port.
+    public static func startService(
+        _ name: String, dataDir: String, arguments extra: [String] = []
+    ) async throws -> (service: ChildProcess, port: Int) {
+        let child = try ChildProcess(
+            name, executable: "platos-\(name)",
+            arguments: ["--host", "127.0.0.1", "--port", "0", "--admin-port", "0", "--data-dir", dataDir] + extra,
+            environment: ["PLATOS_LOG_LEVEL": "warning"])
+        let ready = try await child.waitForLine(prefix: "READY ", timeout: .seconds(60))
+        guard let rpc = ready.split(separator: " ").first(where: { $0.hasPrefix("rpc=") }),
+            let port = rpc.split(separator: ":").last.flatMap({ Int($0) })
+        else {
+            await child.stop()
+            throw BenchmarkFailure("cannot read the RPC port in '\(ready)'")
+        }
+        return (child, port)
+    }
+}
+
 /// Prints and flushes at once, so progress shows while a run goes on even when stdout is a pipe.
 public func say(_ line: String) {
     print(line)

@@ -35,3 +35,10 @@ public struct UsageError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
 }
+
+/// A benchmark that could not run or measure what it set out to (a service that did not start,
+/// a call that failed during seeding); printed as it is.
+public struct BenchmarkFailure: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

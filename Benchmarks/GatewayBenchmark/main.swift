@@ -72,11 +72,6 @@ struct Options {
     }
 }
 
-struct Failure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}
-
 func loadAverage() -> String {
     ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "?").split(separator: " ").prefix(3)
         .joined(separator: " ")
@@ -98,21 +93,11 @@ struct Stack {
             arguments: ["issue-admin-token", "--org", "bench", "--project", "gateway", "--env", "prod", "--data-dir", dataDir])
         guard await bootstrap.waitForExit(timeout: .seconds(60)) == 0,
             let secret = bootstrap.output.first(where: { !$0.isEmpty })?.trimmingCharacters(in: .whitespaces)
-        else { throw Failure("platos-registry issue-admin-token failed: \(bootstrap.output)") }
+        else { throw BenchmarkFailure("platos-registry issue-admin-token failed: \(bootstrap.output)") }
 
         var ports: [String: Int] = [:]
         func service(_ name: String, _ extra: [String] = []) async throws -> ChildProcess {
-            let child = try ChildProcess(
-                name, executable: "platos-\(name)",
-                arguments: ["--host", "127.0.0.1", "--port", "0", "--admin-port", "0", "--data-dir", dataDir] + extra,
-                environment: ["PLATOS_LOG_LEVEL": "warning"])
-            // `READY platos-<name> rpc=<host>:<port> admin=<host>:<port>`
-            let ready = try await child.waitForLine(prefix: "READY ", timeout: .seconds(60))
-            guard let rpc = ready.split(separator: " ").first(where: { $0.hasPrefix("rpc=") }),
-                let port = rpc.split(separator: ":").last.flatMap({ Int($0) })
-            else {
-                throw Failure("cannot read the RPC port in '\(ready)'")
-            }
+            let (child, port) = try await ChildProcess.startService(name, dataDir: dataDir, arguments: extra)
             ports[name] = port
             return child
         }
@@ -289,9 +274,9 @@ struct Runner {
                 say("  | \(line)")
             }
         }
-        guard status == 0, !figures.isEmpty else { throw Failure("platos-load (\(label)) exited \(status)") }
+        guard status == 0, !figures.isEmpty else { throw BenchmarkFailure("platos-load (\(label)) exited \(status)") }
         if let errors = figures.values.map(\.errors).max(), errors > 0 {
-            throw Failure("platos-load (\(label)): \(errors) calls failed")
+            throw BenchmarkFailure("platos-load (\(label)): \(errors) calls failed")
         }
         return figures
     }
@@ -347,7 +332,7 @@ func run(_ options: Options) async throws {
         FileManager.default.createFile(
             atPath: tokensFile, contents: Data((lines.joined(separator: "\n") + "\n").utf8),
             attributes: [.posixPermissions: 0o600])
-    else { throw Failure("cannot write \(tokensFile)") }
+    else { throw BenchmarkFailure("cannot write \(tokensFile)") }
     let runner = Runner(options: options, stack: stack, tokensFile: tokensFile)
     if options.stackOnly {
         say("platos-load \(runner.gatewayArguments.joined(separator: " ")) --tokens-file \(tokensFile) --scenario recall")

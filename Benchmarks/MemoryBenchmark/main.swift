@@ -5,6 +5,7 @@
 //
 // Options: --small-scopes 100 --large-scopes 10000 --per-scope 100 --callers 64 --seconds 5
 //          --warmup 1 --write-seconds 5 --dir <scratch directory>
+import BenchmarkSupport
 import Foundation
 import GRDB
 import MemoryService
@@ -26,7 +27,7 @@ struct Options {
     init(_ arguments: [String]) throws {
         var it = arguments.makeIterator()
         while let flag = it.next() {
-            guard let value = it.next() else { throw BenchmarkError("\(flag) needs a value") }
+            guard let value = it.next() else { throw BenchmarkFailure("\(flag) needs a value") }
             switch flag {
             case "--small-scopes": smallScopes = Int(value) ?? smallScopes
             case "--large-scopes": largeScopes = Int(value) ?? largeScopes
@@ -36,17 +37,24 @@ struct Options {
             case "--warmup": warmup = Double(value) ?? warmup
             case "--write-seconds": writeSeconds = Double(value) ?? writeSeconds
             case "--dir": dir = value
-            default: throw BenchmarkError("unknown option \(flag)")
+            default: throw BenchmarkFailure("unknown option \(flag)")
             }
         }
     }
 }
 
-/// Prints and flushes at once, so progress shows while the run goes on even when stdout is a pipe.
-/// (`fflush(nil)` flushes every stream without naming the global `stdout`, which Swift 6 refuses.)
-func say(_ line: String) {
-    print(line)
-    fflush(nil)
+/// Runs `body` against the real `platos-memory` (built next to this benchmark) serving
+/// `dataDir`, and stops the service afterwards, whether `body` succeeded or not.
+func withMemoryService<T>(dataDir: String, _ body: (_ port: Int) async throws -> T) async throws -> T {
+    let (service, port) = try await ChildProcess.startService("memory", dataDir: dataDir)
+    do {
+        let result = try await body(port)
+        await service.stop()
+        return result
+    } catch {
+        await service.stop()
+        throw error
+    }
 }
 
 func f(_ x: Double, _ digits: Int = 2) -> String { String(format: "%.\(digits)f", x) }
@@ -106,20 +114,21 @@ struct RecallFigures {
 func measureRecall(_ options: Options, scopes: Int, label: String) async throws -> RecallFigures {
     let dataDir = try freshDataDir(options, "recall-\(label)")
     try await loadCorpus(options, scopes: scopes, dataDir: dataDir)
-    let service = try await ServiceLauncher(dataDir: dataDir)
-    defer { service.stop() }
-    var configuration = RPCClientConfiguration()
-    configuration.connections = 4
-    let caller = SigningCaller(
-        pool: RPCConnectionPool(host: "127.0.0.1", port: service.port, configuration: configuration), signer: signer)
-    let found = try await caller.call(
-        V1.MemoryService.recall, V1.RecallRequest(query: Corpus.vocabulary[0], limit: 10), as: Corpus.reader(0))
-    guard !found.items.isEmpty else { throw BenchmarkError("a recall of the most common word found nothing") }
-    let sample = await runClosedLoop(workers: options.callers, warmup: options.warmup, seconds: options.seconds) {
-        _, rng in
-        let scope = Int(rng.next() % UInt64(scopes))
-        _ = try await caller.call(
-            V1.MemoryService.recall, V1.RecallRequest(query: Corpus.query(&rng), limit: 10), as: Corpus.reader(scope))
+    let sample = try await withMemoryService(dataDir: dataDir) { port in
+        var configuration = RPCClientConfiguration()
+        configuration.connections = 4
+        let caller = SigningCaller(
+            pool: RPCConnectionPool(host: "127.0.0.1", port: port, configuration: configuration), signer: signer)
+        let found = try await caller.call(
+            V1.MemoryService.recall, V1.RecallRequest(query: Corpus.vocabulary[0], limit: 10), as: Corpus.reader(0))
+        guard !found.items.isEmpty else { throw BenchmarkFailure("a recall of the most common word found nothing") }
+        return await runClosedLoop(workers: options.callers, warmup: options.warmup, seconds: options.seconds) {
+            _, rng in
+            let scope = Int(rng.next() % UInt64(scopes))
+            _ = try await caller.call(
+                V1.MemoryService.recall, V1.RecallRequest(query: Corpus.query(&rng), limit: 10),
+                as: Corpus.reader(scope))
+        }
     }
     let figures = RecallFigures(
         p50: sample.ms(50), p99: sample.ms(99), perSecond: Double(sample.calls) / options.seconds)
@@ -134,21 +143,21 @@ func measureRecall(_ options: Options, scopes: Int, label: String) async throws 
 /// database in batches of the group-commit size, with nothing around SQLite.
 func measureWrites(_ options: Options) async throws -> (service: Double, sqlite: Double) {
     let dataDir = try freshDataDir(options, "writes")
-    let service = try await ServiceLauncher(dataDir: dataDir)
-    var configuration = RPCClientConfiguration()
-    configuration.connections = 4
-    let caller = SigningCaller(
-        pool: RPCConnectionPool(host: "127.0.0.1", port: service.port, configuration: configuration), signer: signer)
     let scopes = options.largeScopes
-    let sample = await runClosedLoop(workers: options.callers, warmup: options.warmup, seconds: options.writeSeconds) {
-        _, rng in
-        let scope = Int(rng.next() % UInt64(scopes))
-        _ = try await caller.call(
-            V1.MemoryService.write,
-            V1.WriteMemoryRequest(content: Corpus.sentence(&rng), tags: [Corpus.vocabulary[Int(rng.next() % 20)]]),
-            as: Corpus.writer(scope))
+    let sample = try await withMemoryService(dataDir: dataDir) { port in
+        var configuration = RPCClientConfiguration()
+        configuration.connections = 4
+        let caller = SigningCaller(
+            pool: RPCConnectionPool(host: "127.0.0.1", port: port, configuration: configuration), signer: signer)
+        return await runClosedLoop(workers: options.callers, warmup: options.warmup, seconds: options.writeSeconds) {
+            _, rng in
+            let scope = Int(rng.next() % UInt64(scopes))
+            _ = try await caller.call(
+                V1.MemoryService.write,
+                V1.WriteMemoryRequest(content: Corpus.sentence(&rng), tags: [Corpus.vocabulary[Int(rng.next() % 20)]]),
+                as: Corpus.writer(scope))
+        }
     }
-    service.stop()
     let servicePerSecond = Double(sample.calls) / options.writeSeconds
     say(
         "write via service (\(options.callers) writers): \(sample.calls) acknowledged, \(f(servicePerSecond, 0))/s, "

@@ -56,12 +56,12 @@ func makeCallers(_ options: Options) async throws -> [Caller] {
     for (i, identity) in options.identities.enumerated() {
         let resolved = try await registry.call(V1.AuthService.resolve, V1.ResolveTokenRequest(secret: identity.token))
         guard var principal = resolved.principal else {
-            throw Failure("token \(i + 1) does not resolve: invalid, expired or revoked")
+            throw BenchmarkFailure("token \(i + 1) does not resolve: invalid, expired or revoked")
         }
         if principal.userId.isEmpty {
             principal.userId = identity.user ?? ""
         } else if let user = identity.user, user != principal.userId {
-            throw Failure("token \(i + 1) is bound to another user than \(user)")
+            throw BenchmarkFailure("token \(i + 1) is bound to another user than \(user)")
         }
         var caller = Caller()
         for (owner, pool) in pools {
@@ -99,11 +99,6 @@ func prepareThreads(_ options: Options, _ callers: [Caller]) async throws -> [St
         for try await (i, id) in group { ids[i] = id }
         return ids
     }
-}
-
-struct Failure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }
 
 func timed<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> UInt64 {
@@ -214,7 +209,7 @@ do {
                 do {
                     try await operation(i, &rng, &legs)
                 } catch {
-                    throw Failure("the first call as identity \(i + 1) failed: \(error)")
+                    throw BenchmarkFailure("the first call as identity \(i + 1) failed: \(error)")
                 }
             }
         }

@@ -5,6 +5,7 @@
 // event loops and call through loop-affine connection pools: so each caller here is a task on
 // one of this process's loops (`EventLoopTaskExecutor`), and the pool gives it a connection on
 // the same loop. `BENCH_CALLERS_ON=pool` runs them on the global executor instead.
+import BenchmarkSupport
 import Foundation
 import Histogram
 import NIOConcurrencyHelpers
@@ -15,33 +16,8 @@ import PlatosRPC
 
 let seconds = Double(ProcessInfo.processInfo.environment["BENCH_SECONDS"] ?? "") ?? 5
 let callers = 64
-let binDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
 let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("platos-bench-registry-\(UUID().uuidString)").path
-
-// Start the registry and read its port from the READY line.
-let registry = Process()
-registry.executableURL = binDir.appendingPathComponent("platos-registry")
-registry.arguments = ["--port", "0", "--admin-port", "0", "--data-dir", dataDir, "--log-level", "warning"]
-let pipe = Pipe()
-registry.standardOutput = pipe
-try registry.run()
-func readyPort() -> Int {
-    var buffer = ""
-    while true {
-        let data = pipe.fileHandleForReading.availableData
-        guard !data.isEmpty else { fatalError("platos-registry exited before it was ready") }
-        buffer += String(decoding: data, as: UTF8.self)
-        // READY platos-registry rpc=<host>:<port> admin=<host>:<port>
-        if let line = buffer.split(separator: "\n").first(where: { $0.hasPrefix("READY") }),
-            let rpc = line.split(separator: " ").first(where: { $0.hasPrefix("rpc=") }),
-            let p = rpc.split(separator: ":").last.flatMap({ Int($0) })
-        {
-            return p
-        }
-    }
-}
-let port = readyPort()
-defer { registry.terminate() }
+let (registry, port) = try await ChildProcess.startService("registry", dataDir: dataDir)
 
 let secret = try String(contentsOfFile: "\(dataDir)/internal.secret", encoding: .utf8)
 let signer = try PrincipalSigner(secret: Array(secret.trimmingCharacters(in: .whitespacesAndNewlines).utf8))
@@ -112,6 +88,5 @@ print(
         callersOnLoops ? "on the event loops" : "on the global executor", seconds, perSecond, p50, p99))
 print(String(format: "RESULT auth_resolve_per_s %.0f", perSecond))
 print(String(format: "RESULT auth_resolve_p99_ms %.3f", p99))
-registry.terminate()
-registry.waitUntilExit()
+await registry.stop()
 try? FileManager.default.removeItem(atPath: dataDir)
