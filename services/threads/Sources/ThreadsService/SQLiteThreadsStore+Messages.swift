@@ -50,11 +50,8 @@ extension SQLiteThreadsStore {
             var messages: [V1.Message] = []
             messages.reserveCapacity(min(limit + 1, 64))
             while let row = try cursor.next() { messages.append(V1.Message(row: row)) }
-            if messages.isEmpty {
-                var threadArguments: StatementArguments = [threadId]
-                threadArguments += access.threadVisibleArguments
-                let visible = try Bool.fetchOne(db.cachedStatement(sql: Self.threadVisibleSQL), arguments: threadArguments)
-                guard visible ?? false else { throw ThreadsErrors.threadNotFound(threadId) }
+            if messages.isEmpty, try Self.visibleThread(db, threadId, access) == nil {
+                throw ThreadsErrors.threadNotFound(threadId)
             }
             let hasMore = messages.count > limit
             if hasMore { messages.removeLast(messages.count - limit) }
@@ -71,5 +68,4 @@ extension SQLiteThreadsStore {
         """
     private static let pageSQL = pageBaseSQL + " ORDER BY m.seq LIMIT ?"
     private static let pageByAuthorSQL = pageBaseSQL + " AND m.author_agent_id = ? ORDER BY m.seq LIMIT ?"
-    private static let threadVisibleSQL = "SELECT 1 FROM threads t WHERE t.id = ? AND \(ThreadAccess.threadVisible("t"))"
 }
