@@ -103,12 +103,21 @@ struct SwiftEmitter {
         var out = "extension V1 {\n"
         out += "    /// `\(fullName)`\n"
         out += "    public struct \(swiftName): ProtoMessage {\n"
+        // No initial values on the stored properties: every initializer below sets each field
+        // exactly once, so `init(fields:)` builds the value in place instead of overwriting
+        // defaults (which cost a copy and a destroy of the whole struct per decode).
         for f in fields {
-            out += "        public var \(f.swiftName): \(f.swiftType) = \(f.defaultValue)\n"
+            out += "        public var \(f.swiftName): \(f.swiftType)\n"
         }
         if !fields.isEmpty { out += "\n" }
         out += "        public static let protoDescriptor = V1.messageDescriptor(\"\(fullName)\")\n\n"
-        out += "        public init() {}\n\n"
+        if fields.isEmpty {
+            out += "        public init() {}\n\n"
+        } else {
+            out += "        public init() {\n"
+            for f in fields { out += "            \(f.swiftName) = \(f.defaultValue)\n" }
+            out += "        }\n\n"
+        }
         if !fields.isEmpty {
             let params = fields.map { "\($0.swiftName.trimmingBackticks): \($0.swiftType) = \($0.defaultValue)" }
             out += "        public init(\n"
@@ -117,10 +126,18 @@ struct SwiftEmitter {
             for f in fields { out += "            self.\(f.swiftName) = \(f.swiftName)\n" }
             out += "        }\n\n"
         }
+        // Decoded through the memberwise initializer (arguments are evaluated in order), which
+        // moves each field into place; assigning the fields one by one made the optimiser copy
+        // the finished struct into the result and destroy the original.
         out += "        @inlinable\n        public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {\n"
-        for f in fields {
-            let type = f.swiftType.hasSuffix("?") ? "\(f.swiftType).self" : "\(f.swiftType).self"
-            out += "            \(f.swiftName) = try decoder.decode(\(type), field: \(f.index))\n"
+        if fields.isEmpty {
+            out += "            self.init()\n"
+        } else {
+            out += "            self.init(\n"
+            out += fields.map {
+                "                \($0.swiftName.trimmingBackticks): try decoder.decode(\($0.swiftType).self, field: \($0.index))"
+            }.joined(separator: ",\n") + "\n"
+            out += "            )\n"
         }
         out += "        }\n\n"
         out += "        @inlinable\n        public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {\n"

@@ -6,12 +6,11 @@ import CProtobufC
 struct ProtoCStructWriter: ProtoFieldVisitor {
     @usableFromInline let base: UnsafeMutableRawPointer
     @usableFromInline let descriptor: ProtoMessageDescriptor
-    // The arena outlives every writer (the caller holds it for the whole conversion), so the
-    // writers need not retain it: one retain/release pair per nested message saved.
-    @usableFromInline unowned(unsafe) let arena: ProtoArena
+    // A cursor, not the arena class: allocating and copying strings costs no reference counting.
+    @usableFromInline let arena: ProtoArena.Cursor
 
     @inlinable
-    init(base: UnsafeMutableRawPointer, descriptor: ProtoMessageDescriptor, arena: ProtoArena) {
+    init(base: UnsafeMutableRawPointer, descriptor: ProtoMessageDescriptor, arena: ProtoArena.Cursor) {
         self.base = base
         self.descriptor = descriptor
         self.arena = arena
@@ -19,7 +18,7 @@ struct ProtoCStructWriter: ProtoFieldVisitor {
 
     /// Builds the protobuf-c struct for `message`; valid until the arena is reset.
     @inlinable
-    static func build<M: ProtoMessage>(_ message: M, in arena: ProtoArena) throws -> UnsafeMutablePointer<
+    static func build<M: ProtoMessage>(_ message: M, in arena: ProtoArena.Cursor) throws -> UnsafeMutablePointer<
         ProtobufCMessage
     > {
         try build(message, descriptor: M.protoDescriptor, in: arena)
@@ -29,7 +28,7 @@ struct ProtoCStructWriter: ProtoFieldVisitor {
     static func build<M: ProtoMessage>(
         _ message: M,
         descriptor: ProtoMessageDescriptor,
-        in arena: ProtoArena
+        in arena: ProtoArena.Cursor
     ) throws -> UnsafeMutablePointer<ProtobufCMessage> {
         let d = descriptor.pointer
         let raw = arena.allocate(d.pointee.sizeof_message)

@@ -5,13 +5,17 @@ import ProtobufCSwift
 extension V1 {
     /// `platos.v1.Scope`
     public struct Scope: ProtoMessage {
-        public var org: String = ""
-        public var project: String = ""
-        public var env: String = ""
+        public var org: String
+        public var project: String
+        public var env: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.Scope")
 
-        public init() {}
+        public init() {
+            org = ""
+            project = ""
+            env = ""
+        }
 
         public init(
             org: String = "",
@@ -25,9 +29,11 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            org = try decoder.decode(String.self, field: 0)
-            project = try decoder.decode(String.self, field: 1)
-            env = try decoder.decode(String.self, field: 2)
+            self.init(
+                org: try decoder.decode(String.self, field: 0),
+                project: try decoder.decode(String.self, field: 1),
+                env: try decoder.decode(String.self, field: 2)
+            )
         }
 
         @inlinable
@@ -106,17 +112,25 @@ extension V1 {
 extension V1 {
     /// `platos.v1.Principal`
     public struct Principal: ProtoMessage {
-        public var scope: Scope? = nil
-        public var agentId: String = ""
-        public var clusterId: String = ""
-        public var userId: String = ""
-        public var role: Role = Role(protoValue: 0)
-        public var membershipVersion: UInt64 = 0
-        public var taskId: String = ""
+        public var scope: Scope?
+        public var agentId: String
+        public var clusterId: String
+        public var userId: String
+        public var role: Role
+        public var membershipVersion: UInt64
+        public var taskId: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.Principal")
 
-        public init() {}
+        public init() {
+            scope = nil
+            agentId = ""
+            clusterId = ""
+            userId = ""
+            role = Role(protoValue: 0)
+            membershipVersion = 0
+            taskId = ""
+        }
 
         public init(
             scope: Scope? = nil,
@@ -138,13 +152,15 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            scope = try decoder.decode(Scope?.self, field: 0)
-            agentId = try decoder.decode(String.self, field: 1)
-            clusterId = try decoder.decode(String.self, field: 2)
-            userId = try decoder.decode(String.self, field: 3)
-            role = try decoder.decode(Role.self, field: 4)
-            membershipVersion = try decoder.decode(UInt64.self, field: 5)
-            taskId = try decoder.decode(String.self, field: 6)
+            self.init(
+                scope: try decoder.decode(Scope?.self, field: 0),
+                agentId: try decoder.decode(String.self, field: 1),
+                clusterId: try decoder.decode(String.self, field: 2),
+                userId: try decoder.decode(String.self, field: 3),
+                role: try decoder.decode(Role.self, field: 4),
+                membershipVersion: try decoder.decode(UInt64.self, field: 5),
+                taskId: try decoder.decode(String.self, field: 6)
+            )
         }
 
         @inlinable
@@ -163,11 +179,13 @@ extension V1 {
 extension V1 {
     /// `platos.v1.StringValue`
     public struct StringValue: ProtoMessage {
-        public var value: String = ""
+        public var value: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.StringValue")
 
-        public init() {}
+        public init() {
+            value = ""
+        }
 
         public init(
             value: String = ""
@@ -177,7 +195,9 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            value = try decoder.decode(String.self, field: 0)
+            self.init(
+                value: try decoder.decode(String.self, field: 0)
+            )
         }
 
         @inlinable
@@ -190,11 +210,13 @@ extension V1 {
 extension V1 {
     /// `platos.v1.Int64Value`
     public struct Int64Value: ProtoMessage {
-        public var value: Int64 = 0
+        public var value: Int64
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.Int64Value")
 
-        public init() {}
+        public init() {
+            value = 0
+        }
 
         public init(
             value: Int64 = 0
@@ -204,7 +226,9 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            value = try decoder.decode(Int64.self, field: 0)
+            self.init(
+                value: try decoder.decode(Int64.self, field: 0)
+            )
         }
 
         @inlinable
@@ -217,12 +241,15 @@ extension V1 {
 extension V1 {
     /// `platos.v1.PageRequest`
     public struct PageRequest: ProtoMessage {
-        public var pageSize: UInt32 = 0
-        public var pageToken: String = ""
+        public var pageSize: UInt32
+        public var pageToken: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.PageRequest")
 
-        public init() {}
+        public init() {
+            pageSize = 0
+            pageToken = ""
+        }
 
         public init(
             pageSize: UInt32 = 0,
@@ -234,8 +261,10 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            pageSize = try decoder.decode(UInt32.self, field: 0)
-            pageToken = try decoder.decode(String.self, field: 1)
+            self.init(
+                pageSize: try decoder.decode(UInt32.self, field: 0),
+                pageToken: try decoder.decode(String.self, field: 1)
+            )
         }
 
         @inlinable

@@ -129,12 +129,15 @@ extension V1 {
 extension V1 {
     /// `platos.v1.MetadataEntry`
     public struct MetadataEntry: ProtoMessage {
-        public var key: String = ""
-        public var value: String = ""
+        public var key: String
+        public var value: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.MetadataEntry")
 
-        public init() {}
+        public init() {
+            key = ""
+            value = ""
+        }
 
         public init(
             key: String = "",
@@ -146,8 +149,10 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            key = try decoder.decode(String.self, field: 0)
-            value = try decoder.decode(String.self, field: 1)
+            self.init(
+                key: try decoder.decode(String.self, field: 0),
+                value: try decoder.decode(String.self, field: 1)
+            )
         }
 
         @inlinable
@@ -161,13 +166,17 @@ extension V1 {
 extension V1 {
     /// `platos.v1.Status`
     public struct Status: ProtoMessage {
-        public var code: StatusCode = StatusCode(protoValue: 0)
-        public var message: String = ""
-        public var details: [MetadataEntry] = []
+        public var code: StatusCode
+        public var message: String
+        public var details: [MetadataEntry]
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.Status")
 
-        public init() {}
+        public init() {
+            code = StatusCode(protoValue: 0)
+            message = ""
+            details = []
+        }
 
         public init(
             code: StatusCode = StatusCode(protoValue: 0),
@@ -181,9 +190,11 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            code = try decoder.decode(StatusCode.self, field: 0)
-            message = try decoder.decode(String.self, field: 1)
-            details = try decoder.decode([MetadataEntry].self, field: 2)
+            self.init(
+                code: try decoder.decode(StatusCode.self, field: 0),
+                message: try decoder.decode(String.self, field: 1),
+                details: try decoder.decode([MetadataEntry].self, field: 2)
+            )
         }
 
         @inlinable
@@ -198,17 +209,25 @@ extension V1 {
 extension V1 {
     /// `platos.v1.Frame`
     public struct Frame: ProtoMessage {
-        public var callId: UInt64 = 0
-        public var kind: FrameKind = FrameKind(protoValue: 0)
-        public var method: String = ""
-        public var metadata: [MetadataEntry] = []
-        public var timeoutMs: UInt32 = 0
-        public var payload: [UInt8] = []
-        public var status: Status? = nil
+        public var callId: UInt64
+        public var kind: FrameKind
+        public var method: String
+        public var metadata: [MetadataEntry]
+        public var timeoutMs: UInt32
+        public var payload: [UInt8]
+        public var status: Status?
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.Frame")
 
-        public init() {}
+        public init() {
+            callId = 0
+            kind = FrameKind(protoValue: 0)
+            method = ""
+            metadata = []
+            timeoutMs = 0
+            payload = []
+            status = nil
+        }
 
         public init(
             callId: UInt64 = 0,
@@ -230,13 +249,15 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            callId = try decoder.decode(UInt64.self, field: 0)
-            kind = try decoder.decode(FrameKind.self, field: 1)
-            method = try decoder.decode(String.self, field: 2)
-            metadata = try decoder.decode([MetadataEntry].self, field: 3)
-            timeoutMs = try decoder.decode(UInt32.self, field: 4)
-            payload = try decoder.decode([UInt8].self, field: 5)
-            status = try decoder.decode(Status?.self, field: 6)
+            self.init(
+                callId: try decoder.decode(UInt64.self, field: 0),
+                kind: try decoder.decode(FrameKind.self, field: 1),
+                method: try decoder.decode(String.self, field: 2),
+                metadata: try decoder.decode([MetadataEntry].self, field: 3),
+                timeoutMs: try decoder.decode(UInt32.self, field: 4),
+                payload: try decoder.decode([UInt8].self, field: 5),
+                status: try decoder.decode(Status?.self, field: 6)
+            )
         }
 
         @inlinable

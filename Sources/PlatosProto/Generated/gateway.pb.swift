@@ -5,14 +5,19 @@ import ProtobufCSwift
 extension V1 {
     /// `platos.v1.LoadContextRequest`
     public struct LoadContextRequest: ProtoMessage {
-        public var threadId: String = ""
-        public var query: String = ""
-        public var recallLimit: UInt32 = 0
-        public var messageLimit: UInt32 = 0
+        public var threadId: String
+        public var query: String
+        public var recallLimit: UInt32
+        public var messageLimit: UInt32
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.LoadContextRequest")
 
-        public init() {}
+        public init() {
+            threadId = ""
+            query = ""
+            recallLimit = 0
+            messageLimit = 0
+        }
 
         public init(
             threadId: String = "",
@@ -28,10 +33,12 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            threadId = try decoder.decode(String.self, field: 0)
-            query = try decoder.decode(String.self, field: 1)
-            recallLimit = try decoder.decode(UInt32.self, field: 2)
-            messageLimit = try decoder.decode(UInt32.self, field: 3)
+            self.init(
+                threadId: try decoder.decode(String.self, field: 0),
+                query: try decoder.decode(String.self, field: 1),
+                recallLimit: try decoder.decode(UInt32.self, field: 2),
+                messageLimit: try decoder.decode(UInt32.self, field: 3)
+            )
         }
 
         @inlinable
@@ -47,15 +54,21 @@ extension V1 {
 extension V1 {
     /// `platos.v1.LoadContextResponse`
     public struct LoadContextResponse: ProtoMessage {
-        public var memories: [RecalledMemory] = []
-        public var memoriesStatus: Status? = nil
-        public var messages: [Message] = []
-        public var messagesStatus: Status? = nil
-        public var thread: Thread? = nil
+        public var memories: [RecalledMemory]
+        public var memoriesStatus: Status?
+        public var messages: [Message]
+        public var messagesStatus: Status?
+        public var thread: Thread?
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.LoadContextResponse")
 
-        public init() {}
+        public init() {
+            memories = []
+            memoriesStatus = nil
+            messages = []
+            messagesStatus = nil
+            thread = nil
+        }
 
         public init(
             memories: [RecalledMemory] = [],
@@ -73,11 +86,13 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            memories = try decoder.decode([RecalledMemory].self, field: 0)
-            memoriesStatus = try decoder.decode(Status?.self, field: 1)
-            messages = try decoder.decode([Message].self, field: 2)
-            messagesStatus = try decoder.decode(Status?.self, field: 3)
-            thread = try decoder.decode(Thread?.self, field: 4)
+            self.init(
+                memories: try decoder.decode([RecalledMemory].self, field: 0),
+                memoriesStatus: try decoder.decode(Status?.self, field: 1),
+                messages: try decoder.decode([Message].self, field: 2),
+                messagesStatus: try decoder.decode(Status?.self, field: 3),
+                thread: try decoder.decode(Thread?.self, field: 4)
+            )
         }
 
         @inlinable

@@ -37,11 +37,13 @@ extension V1 {
 extension V1 {
     /// `platos.v1.HealthCheckRequest`
     public struct HealthCheckRequest: ProtoMessage {
-        public var service: String = ""
+        public var service: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.HealthCheckRequest")
 
-        public init() {}
+        public init() {
+            service = ""
+        }
 
         public init(
             service: String = ""
@@ -51,7 +53,9 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            service = try decoder.decode(String.self, field: 0)
+            self.init(
+                service: try decoder.decode(String.self, field: 0)
+            )
         }
 
         @inlinable
@@ -64,13 +68,17 @@ extension V1 {
 extension V1 {
     /// `platos.v1.HealthCheckResponse`
     public struct HealthCheckResponse: ProtoMessage {
-        public var status: ServingStatus = ServingStatus(protoValue: 0)
-        public var server: String = ""
-        public var version: String = ""
+        public var status: ServingStatus
+        public var server: String
+        public var version: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.HealthCheckResponse")
 
-        public init() {}
+        public init() {
+            status = ServingStatus(protoValue: 0)
+            server = ""
+            version = ""
+        }
 
         public init(
             status: ServingStatus = ServingStatus(protoValue: 0),
@@ -84,9 +92,11 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            status = try decoder.decode(ServingStatus.self, field: 0)
-            server = try decoder.decode(String.self, field: 1)
-            version = try decoder.decode(String.self, field: 2)
+            self.init(
+                status: try decoder.decode(ServingStatus.self, field: 0),
+                server: try decoder.decode(String.self, field: 1),
+                version: try decoder.decode(String.self, field: 2)
+            )
         }
 
         @inlinable

@@ -34,23 +34,37 @@ extension V1 {
 extension V1 {
     /// `platos.v1.MemoryItem`
     public struct MemoryItem: ProtoMessage {
-        public var id: String = ""
-        public var ownerKind: OwnerKind = OwnerKind(protoValue: 0)
-        public var ownerId: String = ""
-        public var authorAgentId: String = ""
-        public var userId: String = ""
-        public var content: String = ""
-        public var tags: [String] = []
-        public var metadata: [String: String] = [:]
-        public var visibility: Visibility = Visibility(protoValue: 0)
-        public var version: UInt64 = 0
-        public var createdAtUnixMs: Int64 = 0
-        public var updatedAtUnixMs: Int64 = 0
-        public var expiresAtUnixMs: Int64 = 0
+        public var id: String
+        public var ownerKind: OwnerKind
+        public var ownerId: String
+        public var authorAgentId: String
+        public var userId: String
+        public var content: String
+        public var tags: [String]
+        public var metadata: [String: String]
+        public var visibility: Visibility
+        public var version: UInt64
+        public var createdAtUnixMs: Int64
+        public var updatedAtUnixMs: Int64
+        public var expiresAtUnixMs: Int64
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.MemoryItem")
 
-        public init() {}
+        public init() {
+            id = ""
+            ownerKind = OwnerKind(protoValue: 0)
+            ownerId = ""
+            authorAgentId = ""
+            userId = ""
+            content = ""
+            tags = []
+            metadata = [:]
+            visibility = Visibility(protoValue: 0)
+            version = 0
+            createdAtUnixMs = 0
+            updatedAtUnixMs = 0
+            expiresAtUnixMs = 0
+        }
 
         public init(
             id: String = "",
@@ -84,19 +98,21 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            id = try decoder.decode(String.self, field: 0)
-            ownerKind = try decoder.decode(OwnerKind.self, field: 1)
-            ownerId = try decoder.decode(String.self, field: 2)
-            authorAgentId = try decoder.decode(String.self, field: 3)
-            userId = try decoder.decode(String.self, field: 4)
-            content = try decoder.decode(String.self, field: 5)
-            tags = try decoder.decode([String].self, field: 6)
-            metadata = try decoder.decode([String: String].self, field: 7)
-            visibility = try decoder.decode(Visibility.self, field: 8)
-            version = try decoder.decode(UInt64.self, field: 9)
-            createdAtUnixMs = try decoder.decode(Int64.self, field: 10)
-            updatedAtUnixMs = try decoder.decode(Int64.self, field: 11)
-            expiresAtUnixMs = try decoder.decode(Int64.self, field: 12)
+            self.init(
+                id: try decoder.decode(String.self, field: 0),
+                ownerKind: try decoder.decode(OwnerKind.self, field: 1),
+                ownerId: try decoder.decode(String.self, field: 2),
+                authorAgentId: try decoder.decode(String.self, field: 3),
+                userId: try decoder.decode(String.self, field: 4),
+                content: try decoder.decode(String.self, field: 5),
+                tags: try decoder.decode([String].self, field: 6),
+                metadata: try decoder.decode([String: String].self, field: 7),
+                visibility: try decoder.decode(Visibility.self, field: 8),
+                version: try decoder.decode(UInt64.self, field: 9),
+                createdAtUnixMs: try decoder.decode(Int64.self, field: 10),
+                updatedAtUnixMs: try decoder.decode(Int64.self, field: 11),
+                expiresAtUnixMs: try decoder.decode(Int64.self, field: 12)
+            )
         }
 
         @inlinable
@@ -121,16 +137,23 @@ extension V1 {
 extension V1 {
     /// `platos.v1.WriteMemoryRequest`
     public struct WriteMemoryRequest: ProtoMessage {
-        public var content: String = ""
-        public var tags: [String] = []
-        public var metadata: [String: String] = [:]
-        public var visibility: Visibility = Visibility(protoValue: 0)
-        public var expiresAtUnixMs: Int64 = 0
-        public var idempotencyKey: String = ""
+        public var content: String
+        public var tags: [String]
+        public var metadata: [String: String]
+        public var visibility: Visibility
+        public var expiresAtUnixMs: Int64
+        public var idempotencyKey: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.WriteMemoryRequest")
 
-        public init() {}
+        public init() {
+            content = ""
+            tags = []
+            metadata = [:]
+            visibility = Visibility(protoValue: 0)
+            expiresAtUnixMs = 0
+            idempotencyKey = ""
+        }
 
         public init(
             content: String = "",
@@ -150,12 +173,14 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            content = try decoder.decode(String.self, field: 0)
-            tags = try decoder.decode([String].self, field: 1)
-            metadata = try decoder.decode([String: String].self, field: 2)
-            visibility = try decoder.decode(Visibility.self, field: 3)
-            expiresAtUnixMs = try decoder.decode(Int64.self, field: 4)
-            idempotencyKey = try decoder.decode(String.self, field: 5)
+            self.init(
+                content: try decoder.decode(String.self, field: 0),
+                tags: try decoder.decode([String].self, field: 1),
+                metadata: try decoder.decode([String: String].self, field: 2),
+                visibility: try decoder.decode(Visibility.self, field: 3),
+                expiresAtUnixMs: try decoder.decode(Int64.self, field: 4),
+                idempotencyKey: try decoder.decode(String.self, field: 5)
+            )
         }
 
         @inlinable
@@ -173,12 +198,15 @@ extension V1 {
 extension V1 {
     /// `platos.v1.WriteMemoryResponse`
     public struct WriteMemoryResponse: ProtoMessage {
-        public var item: MemoryItem? = nil
-        public var replayed: Bool = false
+        public var item: MemoryItem?
+        public var replayed: Bool
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.WriteMemoryResponse")
 
-        public init() {}
+        public init() {
+            item = nil
+            replayed = false
+        }
 
         public init(
             item: MemoryItem? = nil,
@@ -190,8 +218,10 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            item = try decoder.decode(MemoryItem?.self, field: 0)
-            replayed = try decoder.decode(Bool.self, field: 1)
+            self.init(
+                item: try decoder.decode(MemoryItem?.self, field: 0),
+                replayed: try decoder.decode(Bool.self, field: 1)
+            )
         }
 
         @inlinable
@@ -205,16 +235,23 @@ extension V1 {
 extension V1 {
     /// `platos.v1.RecallRequest`
     public struct RecallRequest: ProtoMessage {
-        public var query: String = ""
-        public var limit: UInt32 = 0
-        public var tags: [String] = []
-        public var authorAgentId: String = ""
-        public var sinceUnixMs: Int64 = 0
-        public var untilUnixMs: Int64 = 0
+        public var query: String
+        public var limit: UInt32
+        public var tags: [String]
+        public var authorAgentId: String
+        public var sinceUnixMs: Int64
+        public var untilUnixMs: Int64
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.RecallRequest")
 
-        public init() {}
+        public init() {
+            query = ""
+            limit = 0
+            tags = []
+            authorAgentId = ""
+            sinceUnixMs = 0
+            untilUnixMs = 0
+        }
 
         public init(
             query: String = "",
@@ -234,12 +271,14 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            query = try decoder.decode(String.self, field: 0)
-            limit = try decoder.decode(UInt32.self, field: 1)
-            tags = try decoder.decode([String].self, field: 2)
-            authorAgentId = try decoder.decode(String.self, field: 3)
-            sinceUnixMs = try decoder.decode(Int64.self, field: 4)
-            untilUnixMs = try decoder.decode(Int64.self, field: 5)
+            self.init(
+                query: try decoder.decode(String.self, field: 0),
+                limit: try decoder.decode(UInt32.self, field: 1),
+                tags: try decoder.decode([String].self, field: 2),
+                authorAgentId: try decoder.decode(String.self, field: 3),
+                sinceUnixMs: try decoder.decode(Int64.self, field: 4),
+                untilUnixMs: try decoder.decode(Int64.self, field: 5)
+            )
         }
 
         @inlinable
@@ -257,12 +296,15 @@ extension V1 {
 extension V1 {
     /// `platos.v1.RecalledMemory`
     public struct RecalledMemory: ProtoMessage {
-        public var item: MemoryItem? = nil
-        public var score: Double = 0
+        public var item: MemoryItem?
+        public var score: Double
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.RecalledMemory")
 
-        public init() {}
+        public init() {
+            item = nil
+            score = 0
+        }
 
         public init(
             item: MemoryItem? = nil,
@@ -274,8 +316,10 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            item = try decoder.decode(MemoryItem?.self, field: 0)
-            score = try decoder.decode(Double.self, field: 1)
+            self.init(
+                item: try decoder.decode(MemoryItem?.self, field: 0),
+                score: try decoder.decode(Double.self, field: 1)
+            )
         }
 
         @inlinable
@@ -289,11 +333,13 @@ extension V1 {
 extension V1 {
     /// `platos.v1.RecallResponse`
     public struct RecallResponse: ProtoMessage {
-        public var items: [RecalledMemory] = []
+        public var items: [RecalledMemory]
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.RecallResponse")
 
-        public init() {}
+        public init() {
+            items = []
+        }
 
         public init(
             items: [RecalledMemory] = []
@@ -303,7 +349,9 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            items = try decoder.decode([RecalledMemory].self, field: 0)
+            self.init(
+                items: try decoder.decode([RecalledMemory].self, field: 0)
+            )
         }
 
         @inlinable
@@ -316,11 +364,13 @@ extension V1 {
 extension V1 {
     /// `platos.v1.GetMemoryRequest`
     public struct GetMemoryRequest: ProtoMessage {
-        public var memoryId: String = ""
+        public var memoryId: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.GetMemoryRequest")
 
-        public init() {}
+        public init() {
+            memoryId = ""
+        }
 
         public init(
             memoryId: String = ""
@@ -330,7 +380,9 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            memoryId = try decoder.decode(String.self, field: 0)
+            self.init(
+                memoryId: try decoder.decode(String.self, field: 0)
+            )
         }
 
         @inlinable
@@ -343,13 +395,17 @@ extension V1 {
 extension V1 {
     /// `platos.v1.ListMemoriesRequest`
     public struct ListMemoriesRequest: ProtoMessage {
-        public var page: PageRequest? = nil
-        public var tags: [String] = []
-        public var authorAgentId: String = ""
+        public var page: PageRequest?
+        public var tags: [String]
+        public var authorAgentId: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.ListMemoriesRequest")
 
-        public init() {}
+        public init() {
+            page = nil
+            tags = []
+            authorAgentId = ""
+        }
 
         public init(
             page: PageRequest? = nil,
@@ -363,9 +419,11 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            page = try decoder.decode(PageRequest?.self, field: 0)
-            tags = try decoder.decode([String].self, field: 1)
-            authorAgentId = try decoder.decode(String.self, field: 2)
+            self.init(
+                page: try decoder.decode(PageRequest?.self, field: 0),
+                tags: try decoder.decode([String].self, field: 1),
+                authorAgentId: try decoder.decode(String.self, field: 2)
+            )
         }
 
         @inlinable
@@ -380,12 +438,15 @@ extension V1 {
 extension V1 {
     /// `platos.v1.ListMemoriesResponse`
     public struct ListMemoriesResponse: ProtoMessage {
-        public var items: [MemoryItem] = []
-        public var nextPageToken: String = ""
+        public var items: [MemoryItem]
+        public var nextPageToken: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.ListMemoriesResponse")
 
-        public init() {}
+        public init() {
+            items = []
+            nextPageToken = ""
+        }
 
         public init(
             items: [MemoryItem] = [],
@@ -397,8 +458,10 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            items = try decoder.decode([MemoryItem].self, field: 0)
-            nextPageToken = try decoder.decode(String.self, field: 1)
+            self.init(
+                items: try decoder.decode([MemoryItem].self, field: 0),
+                nextPageToken: try decoder.decode(String.self, field: 1)
+            )
         }
 
         @inlinable
@@ -412,18 +475,27 @@ extension V1 {
 extension V1 {
     /// `platos.v1.UpdateMemoryRequest`
     public struct UpdateMemoryRequest: ProtoMessage {
-        public var memoryId: String = ""
-        public var expectedVersion: UInt64 = 0
-        public var content: StringValue? = nil
-        public var tags: [String] = []
-        public var replaceTags: Bool = false
-        public var metadata: [String: String] = [:]
-        public var replaceMetadata: Bool = false
-        public var expiresAtUnixMs: Int64Value? = nil
+        public var memoryId: String
+        public var expectedVersion: UInt64
+        public var content: StringValue?
+        public var tags: [String]
+        public var replaceTags: Bool
+        public var metadata: [String: String]
+        public var replaceMetadata: Bool
+        public var expiresAtUnixMs: Int64Value?
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.UpdateMemoryRequest")
 
-        public init() {}
+        public init() {
+            memoryId = ""
+            expectedVersion = 0
+            content = nil
+            tags = []
+            replaceTags = false
+            metadata = [:]
+            replaceMetadata = false
+            expiresAtUnixMs = nil
+        }
 
         public init(
             memoryId: String = "",
@@ -447,14 +519,16 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            memoryId = try decoder.decode(String.self, field: 0)
-            expectedVersion = try decoder.decode(UInt64.self, field: 1)
-            content = try decoder.decode(StringValue?.self, field: 2)
-            tags = try decoder.decode([String].self, field: 3)
-            replaceTags = try decoder.decode(Bool.self, field: 4)
-            metadata = try decoder.decode([String: String].self, field: 5)
-            replaceMetadata = try decoder.decode(Bool.self, field: 6)
-            expiresAtUnixMs = try decoder.decode(Int64Value?.self, field: 7)
+            self.init(
+                memoryId: try decoder.decode(String.self, field: 0),
+                expectedVersion: try decoder.decode(UInt64.self, field: 1),
+                content: try decoder.decode(StringValue?.self, field: 2),
+                tags: try decoder.decode([String].self, field: 3),
+                replaceTags: try decoder.decode(Bool.self, field: 4),
+                metadata: try decoder.decode([String: String].self, field: 5),
+                replaceMetadata: try decoder.decode(Bool.self, field: 6),
+                expiresAtUnixMs: try decoder.decode(Int64Value?.self, field: 7)
+            )
         }
 
         @inlinable
@@ -474,12 +548,15 @@ extension V1 {
 extension V1 {
     /// `platos.v1.DeleteMemoryRequest`
     public struct DeleteMemoryRequest: ProtoMessage {
-        public var memoryId: String = ""
-        public var expectedVersion: UInt64 = 0
+        public var memoryId: String
+        public var expectedVersion: UInt64
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.DeleteMemoryRequest")
 
-        public init() {}
+        public init() {
+            memoryId = ""
+            expectedVersion = 0
+        }
 
         public init(
             memoryId: String = "",
@@ -491,8 +568,10 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            memoryId = try decoder.decode(String.self, field: 0)
-            expectedVersion = try decoder.decode(UInt64.self, field: 1)
+            self.init(
+                memoryId: try decoder.decode(String.self, field: 0),
+                expectedVersion: try decoder.decode(UInt64.self, field: 1)
+            )
         }
 
         @inlinable
@@ -506,11 +585,13 @@ extension V1 {
 extension V1 {
     /// `platos.v1.DeleteMemoryResponse`
     public struct DeleteMemoryResponse: ProtoMessage {
-        public var deleted: Bool = false
+        public var deleted: Bool
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.DeleteMemoryResponse")
 
-        public init() {}
+        public init() {
+            deleted = false
+        }
 
         public init(
             deleted: Bool = false
@@ -520,7 +601,9 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            deleted = try decoder.decode(Bool.self, field: 0)
+            self.init(
+                deleted: try decoder.decode(Bool.self, field: 0)
+            )
         }
 
         @inlinable
@@ -568,12 +651,15 @@ extension V1 {
 extension V1 {
     /// `platos.v1.MemoryHistoryRequest`
     public struct MemoryHistoryRequest: ProtoMessage {
-        public var memoryId: String = ""
-        public var page: PageRequest? = nil
+        public var memoryId: String
+        public var page: PageRequest?
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.MemoryHistoryRequest")
 
-        public init() {}
+        public init() {
+            memoryId = ""
+            page = nil
+        }
 
         public init(
             memoryId: String = "",
@@ -585,8 +671,10 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            memoryId = try decoder.decode(String.self, field: 0)
-            page = try decoder.decode(PageRequest?.self, field: 1)
+            self.init(
+                memoryId: try decoder.decode(String.self, field: 0),
+                page: try decoder.decode(PageRequest?.self, field: 1)
+            )
         }
 
         @inlinable
@@ -600,16 +688,23 @@ extension V1 {
 extension V1 {
     /// `platos.v1.MemoryHistoryEntry`
     public struct MemoryHistoryEntry: ProtoMessage {
-        public var action: HistoryAction = HistoryAction(protoValue: 0)
-        public var oldContent: String = ""
-        public var newContent: String = ""
-        public var actorAgentId: String = ""
-        public var version: UInt64 = 0
-        public var atUnixMs: Int64 = 0
+        public var action: HistoryAction
+        public var oldContent: String
+        public var newContent: String
+        public var actorAgentId: String
+        public var version: UInt64
+        public var atUnixMs: Int64
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.MemoryHistoryEntry")
 
-        public init() {}
+        public init() {
+            action = HistoryAction(protoValue: 0)
+            oldContent = ""
+            newContent = ""
+            actorAgentId = ""
+            version = 0
+            atUnixMs = 0
+        }
 
         public init(
             action: HistoryAction = HistoryAction(protoValue: 0),
@@ -629,12 +724,14 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            action = try decoder.decode(HistoryAction.self, field: 0)
-            oldContent = try decoder.decode(String.self, field: 1)
-            newContent = try decoder.decode(String.self, field: 2)
-            actorAgentId = try decoder.decode(String.self, field: 3)
-            version = try decoder.decode(UInt64.self, field: 4)
-            atUnixMs = try decoder.decode(Int64.self, field: 5)
+            self.init(
+                action: try decoder.decode(HistoryAction.self, field: 0),
+                oldContent: try decoder.decode(String.self, field: 1),
+                newContent: try decoder.decode(String.self, field: 2),
+                actorAgentId: try decoder.decode(String.self, field: 3),
+                version: try decoder.decode(UInt64.self, field: 4),
+                atUnixMs: try decoder.decode(Int64.self, field: 5)
+            )
         }
 
         @inlinable
@@ -652,12 +749,15 @@ extension V1 {
 extension V1 {
     /// `platos.v1.MemoryHistoryResponse`
     public struct MemoryHistoryResponse: ProtoMessage {
-        public var entries: [MemoryHistoryEntry] = []
-        public var nextPageToken: String = ""
+        public var entries: [MemoryHistoryEntry]
+        public var nextPageToken: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.MemoryHistoryResponse")
 
-        public init() {}
+        public init() {
+            entries = []
+            nextPageToken = ""
+        }
 
         public init(
             entries: [MemoryHistoryEntry] = [],
@@ -669,8 +769,10 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            entries = try decoder.decode([MemoryHistoryEntry].self, field: 0)
-            nextPageToken = try decoder.decode(String.self, field: 1)
+            self.init(
+                entries: try decoder.decode([MemoryHistoryEntry].self, field: 0),
+                nextPageToken: try decoder.decode(String.self, field: 1)
+            )
         }
 
         @inlinable
@@ -684,11 +786,13 @@ extension V1 {
 extension V1 {
     /// `platos.v1.ForgetUserRequest`
     public struct ForgetUserRequest: ProtoMessage {
-        public var userId: String = ""
+        public var userId: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.ForgetUserRequest")
 
-        public init() {}
+        public init() {
+            userId = ""
+        }
 
         public init(
             userId: String = ""
@@ -698,7 +802,9 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            userId = try decoder.decode(String.self, field: 0)
+            self.init(
+                userId: try decoder.decode(String.self, field: 0)
+            )
         }
 
         @inlinable
@@ -711,11 +817,13 @@ extension V1 {
 extension V1 {
     /// `platos.v1.ForgetUserResponse`
     public struct ForgetUserResponse: ProtoMessage {
-        public var deletedCount: UInt64 = 0
+        public var deletedCount: UInt64
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.ForgetUserResponse")
 
-        public init() {}
+        public init() {
+            deletedCount = 0
+        }
 
         public init(
             deletedCount: UInt64 = 0
@@ -725,7 +833,9 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            deletedCount = try decoder.decode(UInt64.self, field: 0)
+            self.init(
+                deletedCount: try decoder.decode(UInt64.self, field: 0)
+            )
         }
 
         @inlinable

@@ -5,20 +5,31 @@ import ProtobufCSwift
 extension V1 {
     /// `platos.v1.Agent`
     public struct Agent: ProtoMessage {
-        public var id: String = ""
-        public var scope: Scope? = nil
-        public var slug: String = ""
-        public var name: String = ""
-        public var avatarUrl: String = ""
-        public var description: String = ""
-        public var clusterId: String = ""
-        public var metadata: [String: String] = [:]
-        public var createdAtUnixMs: Int64 = 0
-        public var updatedAtUnixMs: Int64 = 0
+        public var id: String
+        public var scope: Scope?
+        public var slug: String
+        public var name: String
+        public var avatarUrl: String
+        public var description: String
+        public var clusterId: String
+        public var metadata: [String: String]
+        public var createdAtUnixMs: Int64
+        public var updatedAtUnixMs: Int64
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.Agent")
 
-        public init() {}
+        public init() {
+            id = ""
+            scope = nil
+            slug = ""
+            name = ""
+            avatarUrl = ""
+            description = ""
+            clusterId = ""
+            metadata = [:]
+            createdAtUnixMs = 0
+            updatedAtUnixMs = 0
+        }
 
         public init(
             id: String = "",
@@ -46,16 +57,18 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            id = try decoder.decode(String.self, field: 0)
-            scope = try decoder.decode(Scope?.self, field: 1)
-            slug = try decoder.decode(String.self, field: 2)
-            name = try decoder.decode(String.self, field: 3)
-            avatarUrl = try decoder.decode(String.self, field: 4)
-            description = try decoder.decode(String.self, field: 5)
-            clusterId = try decoder.decode(String.self, field: 6)
-            metadata = try decoder.decode([String: String].self, field: 7)
-            createdAtUnixMs = try decoder.decode(Int64.self, field: 8)
-            updatedAtUnixMs = try decoder.decode(Int64.self, field: 9)
+            self.init(
+                id: try decoder.decode(String.self, field: 0),
+                scope: try decoder.decode(Scope?.self, field: 1),
+                slug: try decoder.decode(String.self, field: 2),
+                name: try decoder.decode(String.self, field: 3),
+                avatarUrl: try decoder.decode(String.self, field: 4),
+                description: try decoder.decode(String.self, field: 5),
+                clusterId: try decoder.decode(String.self, field: 6),
+                metadata: try decoder.decode([String: String].self, field: 7),
+                createdAtUnixMs: try decoder.decode(Int64.self, field: 8),
+                updatedAtUnixMs: try decoder.decode(Int64.self, field: 9)
+            )
         }
 
         @inlinable
@@ -77,18 +90,27 @@ extension V1 {
 extension V1 {
     /// `platos.v1.Cluster`
     public struct Cluster: ProtoMessage {
-        public var id: String = ""
-        public var scope: Scope? = nil
-        public var name: String = ""
-        public var slug: String = ""
-        public var agentIds: [String] = []
-        public var metadata: [String: String] = [:]
-        public var createdAtUnixMs: Int64 = 0
-        public var updatedAtUnixMs: Int64 = 0
+        public var id: String
+        public var scope: Scope?
+        public var name: String
+        public var slug: String
+        public var agentIds: [String]
+        public var metadata: [String: String]
+        public var createdAtUnixMs: Int64
+        public var updatedAtUnixMs: Int64
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.Cluster")
 
-        public init() {}
+        public init() {
+            id = ""
+            scope = nil
+            name = ""
+            slug = ""
+            agentIds = []
+            metadata = [:]
+            createdAtUnixMs = 0
+            updatedAtUnixMs = 0
+        }
 
         public init(
             id: String = "",
@@ -112,14 +134,16 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            id = try decoder.decode(String.self, field: 0)
-            scope = try decoder.decode(Scope?.self, field: 1)
-            name = try decoder.decode(String.self, field: 2)
-            slug = try decoder.decode(String.self, field: 3)
-            agentIds = try decoder.decode([String].self, field: 4)
-            metadata = try decoder.decode([String: String].self, field: 5)
-            createdAtUnixMs = try decoder.decode(Int64.self, field: 6)
-            updatedAtUnixMs = try decoder.decode(Int64.self, field: 7)
+            self.init(
+                id: try decoder.decode(String.self, field: 0),
+                scope: try decoder.decode(Scope?.self, field: 1),
+                name: try decoder.decode(String.self, field: 2),
+                slug: try decoder.decode(String.self, field: 3),
+                agentIds: try decoder.decode([String].self, field: 4),
+                metadata: try decoder.decode([String: String].self, field: 5),
+                createdAtUnixMs: try decoder.decode(Int64.self, field: 6),
+                updatedAtUnixMs: try decoder.decode(Int64.self, field: 7)
+            )
         }
 
         @inlinable
@@ -139,16 +163,23 @@ extension V1 {
 extension V1 {
     /// `platos.v1.CreateAgentRequest`
     public struct CreateAgentRequest: ProtoMessage {
-        public var slug: String = ""
-        public var name: String = ""
-        public var avatarUrl: String = ""
-        public var description: String = ""
-        public var metadata: [String: String] = [:]
-        public var idempotencyKey: String = ""
+        public var slug: String
+        public var name: String
+        public var avatarUrl: String
+        public var description: String
+        public var metadata: [String: String]
+        public var idempotencyKey: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.CreateAgentRequest")
 
-        public init() {}
+        public init() {
+            slug = ""
+            name = ""
+            avatarUrl = ""
+            description = ""
+            metadata = [:]
+            idempotencyKey = ""
+        }
 
         public init(
             slug: String = "",
@@ -168,12 +199,14 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            slug = try decoder.decode(String.self, field: 0)
-            name = try decoder.decode(String.self, field: 1)
-            avatarUrl = try decoder.decode(String.self, field: 2)
-            description = try decoder.decode(String.self, field: 3)
-            metadata = try decoder.decode([String: String].self, field: 4)
-            idempotencyKey = try decoder.decode(String.self, field: 5)
+            self.init(
+                slug: try decoder.decode(String.self, field: 0),
+                name: try decoder.decode(String.self, field: 1),
+                avatarUrl: try decoder.decode(String.self, field: 2),
+                description: try decoder.decode(String.self, field: 3),
+                metadata: try decoder.decode([String: String].self, field: 4),
+                idempotencyKey: try decoder.decode(String.self, field: 5)
+            )
         }
 
         @inlinable
@@ -191,11 +224,13 @@ extension V1 {
 extension V1 {
     /// `platos.v1.GetAgentRequest`
     public struct GetAgentRequest: ProtoMessage {
-        public var agentId: String = ""
+        public var agentId: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.GetAgentRequest")
 
-        public init() {}
+        public init() {
+            agentId = ""
+        }
 
         public init(
             agentId: String = ""
@@ -205,7 +240,9 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            agentId = try decoder.decode(String.self, field: 0)
+            self.init(
+                agentId: try decoder.decode(String.self, field: 0)
+            )
         }
 
         @inlinable
@@ -218,12 +255,15 @@ extension V1 {
 extension V1 {
     /// `platos.v1.ListAgentsRequest`
     public struct ListAgentsRequest: ProtoMessage {
-        public var page: PageRequest? = nil
-        public var unclusteredOnly: Bool = false
+        public var page: PageRequest?
+        public var unclusteredOnly: Bool
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.ListAgentsRequest")
 
-        public init() {}
+        public init() {
+            page = nil
+            unclusteredOnly = false
+        }
 
         public init(
             page: PageRequest? = nil,
@@ -235,8 +275,10 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            page = try decoder.decode(PageRequest?.self, field: 0)
-            unclusteredOnly = try decoder.decode(Bool.self, field: 1)
+            self.init(
+                page: try decoder.decode(PageRequest?.self, field: 0),
+                unclusteredOnly: try decoder.decode(Bool.self, field: 1)
+            )
         }
 
         @inlinable
@@ -250,12 +292,15 @@ extension V1 {
 extension V1 {
     /// `platos.v1.ListAgentsResponse`
     public struct ListAgentsResponse: ProtoMessage {
-        public var agents: [Agent] = []
-        public var nextPageToken: String = ""
+        public var agents: [Agent]
+        public var nextPageToken: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.ListAgentsResponse")
 
-        public init() {}
+        public init() {
+            agents = []
+            nextPageToken = ""
+        }
 
         public init(
             agents: [Agent] = [],
@@ -267,8 +312,10 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            agents = try decoder.decode([Agent].self, field: 0)
-            nextPageToken = try decoder.decode(String.self, field: 1)
+            self.init(
+                agents: try decoder.decode([Agent].self, field: 0),
+                nextPageToken: try decoder.decode(String.self, field: 1)
+            )
         }
 
         @inlinable
@@ -282,17 +329,25 @@ extension V1 {
 extension V1 {
     /// `platos.v1.UpdateAgentRequest`
     public struct UpdateAgentRequest: ProtoMessage {
-        public var agentId: String = ""
-        public var name: StringValue? = nil
-        public var slug: StringValue? = nil
-        public var avatarUrl: StringValue? = nil
-        public var description: StringValue? = nil
-        public var metadata: [String: String] = [:]
-        public var replaceMetadata: Bool = false
+        public var agentId: String
+        public var name: StringValue?
+        public var slug: StringValue?
+        public var avatarUrl: StringValue?
+        public var description: StringValue?
+        public var metadata: [String: String]
+        public var replaceMetadata: Bool
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.UpdateAgentRequest")
 
-        public init() {}
+        public init() {
+            agentId = ""
+            name = nil
+            slug = nil
+            avatarUrl = nil
+            description = nil
+            metadata = [:]
+            replaceMetadata = false
+        }
 
         public init(
             agentId: String = "",
@@ -314,13 +369,15 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            agentId = try decoder.decode(String.self, field: 0)
-            name = try decoder.decode(StringValue?.self, field: 1)
-            slug = try decoder.decode(StringValue?.self, field: 2)
-            avatarUrl = try decoder.decode(StringValue?.self, field: 3)
-            description = try decoder.decode(StringValue?.self, field: 4)
-            metadata = try decoder.decode([String: String].self, field: 5)
-            replaceMetadata = try decoder.decode(Bool.self, field: 6)
+            self.init(
+                agentId: try decoder.decode(String.self, field: 0),
+                name: try decoder.decode(StringValue?.self, field: 1),
+                slug: try decoder.decode(StringValue?.self, field: 2),
+                avatarUrl: try decoder.decode(StringValue?.self, field: 3),
+                description: try decoder.decode(StringValue?.self, field: 4),
+                metadata: try decoder.decode([String: String].self, field: 5),
+                replaceMetadata: try decoder.decode(Bool.self, field: 6)
+            )
         }
 
         @inlinable
@@ -339,11 +396,13 @@ extension V1 {
 extension V1 {
     /// `platos.v1.DeleteAgentRequest`
     public struct DeleteAgentRequest: ProtoMessage {
-        public var agentId: String = ""
+        public var agentId: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.DeleteAgentRequest")
 
-        public init() {}
+        public init() {
+            agentId = ""
+        }
 
         public init(
             agentId: String = ""
@@ -353,7 +412,9 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            agentId = try decoder.decode(String.self, field: 0)
+            self.init(
+                agentId: try decoder.decode(String.self, field: 0)
+            )
         }
 
         @inlinable
@@ -366,11 +427,13 @@ extension V1 {
 extension V1 {
     /// `platos.v1.DeleteAgentResponse`
     public struct DeleteAgentResponse: ProtoMessage {
-        public var deleted: Bool = false
+        public var deleted: Bool
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.DeleteAgentResponse")
 
-        public init() {}
+        public init() {
+            deleted = false
+        }
 
         public init(
             deleted: Bool = false
@@ -380,7 +443,9 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            deleted = try decoder.decode(Bool.self, field: 0)
+            self.init(
+                deleted: try decoder.decode(Bool.self, field: 0)
+            )
         }
 
         @inlinable
@@ -393,15 +458,21 @@ extension V1 {
 extension V1 {
     /// `platos.v1.CreateClusterRequest`
     public struct CreateClusterRequest: ProtoMessage {
-        public var name: String = ""
-        public var slug: String = ""
-        public var agentIds: [String] = []
-        public var metadata: [String: String] = [:]
-        public var idempotencyKey: String = ""
+        public var name: String
+        public var slug: String
+        public var agentIds: [String]
+        public var metadata: [String: String]
+        public var idempotencyKey: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.CreateClusterRequest")
 
-        public init() {}
+        public init() {
+            name = ""
+            slug = ""
+            agentIds = []
+            metadata = [:]
+            idempotencyKey = ""
+        }
 
         public init(
             name: String = "",
@@ -419,11 +490,13 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            name = try decoder.decode(String.self, field: 0)
-            slug = try decoder.decode(String.self, field: 1)
-            agentIds = try decoder.decode([String].self, field: 2)
-            metadata = try decoder.decode([String: String].self, field: 3)
-            idempotencyKey = try decoder.decode(String.self, field: 4)
+            self.init(
+                name: try decoder.decode(String.self, field: 0),
+                slug: try decoder.decode(String.self, field: 1),
+                agentIds: try decoder.decode([String].self, field: 2),
+                metadata: try decoder.decode([String: String].self, field: 3),
+                idempotencyKey: try decoder.decode(String.self, field: 4)
+            )
         }
 
         @inlinable
@@ -440,11 +513,13 @@ extension V1 {
 extension V1 {
     /// `platos.v1.GetClusterRequest`
     public struct GetClusterRequest: ProtoMessage {
-        public var clusterId: String = ""
+        public var clusterId: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.GetClusterRequest")
 
-        public init() {}
+        public init() {
+            clusterId = ""
+        }
 
         public init(
             clusterId: String = ""
@@ -454,7 +529,9 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            clusterId = try decoder.decode(String.self, field: 0)
+            self.init(
+                clusterId: try decoder.decode(String.self, field: 0)
+            )
         }
 
         @inlinable
@@ -467,11 +544,13 @@ extension V1 {
 extension V1 {
     /// `platos.v1.ListClustersRequest`
     public struct ListClustersRequest: ProtoMessage {
-        public var page: PageRequest? = nil
+        public var page: PageRequest?
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.ListClustersRequest")
 
-        public init() {}
+        public init() {
+            page = nil
+        }
 
         public init(
             page: PageRequest? = nil
@@ -481,7 +560,9 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            page = try decoder.decode(PageRequest?.self, field: 0)
+            self.init(
+                page: try decoder.decode(PageRequest?.self, field: 0)
+            )
         }
 
         @inlinable
@@ -494,12 +575,15 @@ extension V1 {
 extension V1 {
     /// `platos.v1.ListClustersResponse`
     public struct ListClustersResponse: ProtoMessage {
-        public var clusters: [Cluster] = []
-        public var nextPageToken: String = ""
+        public var clusters: [Cluster]
+        public var nextPageToken: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.ListClustersResponse")
 
-        public init() {}
+        public init() {
+            clusters = []
+            nextPageToken = ""
+        }
 
         public init(
             clusters: [Cluster] = [],
@@ -511,8 +595,10 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            clusters = try decoder.decode([Cluster].self, field: 0)
-            nextPageToken = try decoder.decode(String.self, field: 1)
+            self.init(
+                clusters: try decoder.decode([Cluster].self, field: 0),
+                nextPageToken: try decoder.decode(String.self, field: 1)
+            )
         }
 
         @inlinable
@@ -526,15 +612,21 @@ extension V1 {
 extension V1 {
     /// `platos.v1.UpdateClusterRequest`
     public struct UpdateClusterRequest: ProtoMessage {
-        public var clusterId: String = ""
-        public var name: StringValue? = nil
-        public var slug: StringValue? = nil
-        public var metadata: [String: String] = [:]
-        public var replaceMetadata: Bool = false
+        public var clusterId: String
+        public var name: StringValue?
+        public var slug: StringValue?
+        public var metadata: [String: String]
+        public var replaceMetadata: Bool
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.UpdateClusterRequest")
 
-        public init() {}
+        public init() {
+            clusterId = ""
+            name = nil
+            slug = nil
+            metadata = [:]
+            replaceMetadata = false
+        }
 
         public init(
             clusterId: String = "",
@@ -552,11 +644,13 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            clusterId = try decoder.decode(String.self, field: 0)
-            name = try decoder.decode(StringValue?.self, field: 1)
-            slug = try decoder.decode(StringValue?.self, field: 2)
-            metadata = try decoder.decode([String: String].self, field: 3)
-            replaceMetadata = try decoder.decode(Bool.self, field: 4)
+            self.init(
+                clusterId: try decoder.decode(String.self, field: 0),
+                name: try decoder.decode(StringValue?.self, field: 1),
+                slug: try decoder.decode(StringValue?.self, field: 2),
+                metadata: try decoder.decode([String: String].self, field: 3),
+                replaceMetadata: try decoder.decode(Bool.self, field: 4)
+            )
         }
 
         @inlinable
@@ -573,11 +667,13 @@ extension V1 {
 extension V1 {
     /// `platos.v1.DeleteClusterRequest`
     public struct DeleteClusterRequest: ProtoMessage {
-        public var clusterId: String = ""
+        public var clusterId: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.DeleteClusterRequest")
 
-        public init() {}
+        public init() {
+            clusterId = ""
+        }
 
         public init(
             clusterId: String = ""
@@ -587,7 +683,9 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            clusterId = try decoder.decode(String.self, field: 0)
+            self.init(
+                clusterId: try decoder.decode(String.self, field: 0)
+            )
         }
 
         @inlinable
@@ -600,12 +698,15 @@ extension V1 {
 extension V1 {
     /// `platos.v1.DeleteClusterResponse`
     public struct DeleteClusterResponse: ProtoMessage {
-        public var deleted: Bool = false
-        public var membershipVersion: UInt64 = 0
+        public var deleted: Bool
+        public var membershipVersion: UInt64
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.DeleteClusterResponse")
 
-        public init() {}
+        public init() {
+            deleted = false
+            membershipVersion = 0
+        }
 
         public init(
             deleted: Bool = false,
@@ -617,8 +718,10 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            deleted = try decoder.decode(Bool.self, field: 0)
-            membershipVersion = try decoder.decode(UInt64.self, field: 1)
+            self.init(
+                deleted: try decoder.decode(Bool.self, field: 0),
+                membershipVersion: try decoder.decode(UInt64.self, field: 1)
+            )
         }
 
         @inlinable
@@ -632,12 +735,15 @@ extension V1 {
 extension V1 {
     /// `platos.v1.AddMemberRequest`
     public struct AddMemberRequest: ProtoMessage {
-        public var clusterId: String = ""
-        public var agentId: String = ""
+        public var clusterId: String
+        public var agentId: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.AddMemberRequest")
 
-        public init() {}
+        public init() {
+            clusterId = ""
+            agentId = ""
+        }
 
         public init(
             clusterId: String = "",
@@ -649,8 +755,10 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            clusterId = try decoder.decode(String.self, field: 0)
-            agentId = try decoder.decode(String.self, field: 1)
+            self.init(
+                clusterId: try decoder.decode(String.self, field: 0),
+                agentId: try decoder.decode(String.self, field: 1)
+            )
         }
 
         @inlinable
@@ -664,12 +772,15 @@ extension V1 {
 extension V1 {
     /// `platos.v1.RemoveMemberRequest`
     public struct RemoveMemberRequest: ProtoMessage {
-        public var clusterId: String = ""
-        public var agentId: String = ""
+        public var clusterId: String
+        public var agentId: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.RemoveMemberRequest")
 
-        public init() {}
+        public init() {
+            clusterId = ""
+            agentId = ""
+        }
 
         public init(
             clusterId: String = "",
@@ -681,8 +792,10 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            clusterId = try decoder.decode(String.self, field: 0)
-            agentId = try decoder.decode(String.self, field: 1)
+            self.init(
+                clusterId: try decoder.decode(String.self, field: 0),
+                agentId: try decoder.decode(String.self, field: 1)
+            )
         }
 
         @inlinable
@@ -696,12 +809,15 @@ extension V1 {
 extension V1 {
     /// `platos.v1.MoveMemberRequest`
     public struct MoveMemberRequest: ProtoMessage {
-        public var agentId: String = ""
-        public var toClusterId: String = ""
+        public var agentId: String
+        public var toClusterId: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.MoveMemberRequest")
 
-        public init() {}
+        public init() {
+            agentId = ""
+            toClusterId = ""
+        }
 
         public init(
             agentId: String = "",
@@ -713,8 +829,10 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            agentId = try decoder.decode(String.self, field: 0)
-            toClusterId = try decoder.decode(String.self, field: 1)
+            self.init(
+                agentId: try decoder.decode(String.self, field: 0),
+                toClusterId: try decoder.decode(String.self, field: 1)
+            )
         }
 
         @inlinable
@@ -728,12 +846,15 @@ extension V1 {
 extension V1 {
     /// `platos.v1.MembershipChangeResponse`
     public struct MembershipChangeResponse: ProtoMessage {
-        public var cluster: Cluster? = nil
-        public var membershipVersion: UInt64 = 0
+        public var cluster: Cluster?
+        public var membershipVersion: UInt64
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.MembershipChangeResponse")
 
-        public init() {}
+        public init() {
+            cluster = nil
+            membershipVersion = 0
+        }
 
         public init(
             cluster: Cluster? = nil,
@@ -745,8 +866,10 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            cluster = try decoder.decode(Cluster?.self, field: 0)
-            membershipVersion = try decoder.decode(UInt64.self, field: 1)
+            self.init(
+                cluster: try decoder.decode(Cluster?.self, field: 0),
+                membershipVersion: try decoder.decode(UInt64.self, field: 1)
+            )
         }
 
         @inlinable
@@ -760,19 +883,29 @@ extension V1 {
 extension V1 {
     /// `platos.v1.TokenInfo`
     public struct TokenInfo: ProtoMessage {
-        public var id: String = ""
-        public var scope: Scope? = nil
-        public var role: Role = Role(protoValue: 0)
-        public var agentId: String = ""
-        public var boundUserId: String = ""
-        public var description: String = ""
-        public var createdAtUnixMs: Int64 = 0
-        public var expiresAtUnixMs: Int64 = 0
-        public var revokedAtUnixMs: Int64 = 0
+        public var id: String
+        public var scope: Scope?
+        public var role: Role
+        public var agentId: String
+        public var boundUserId: String
+        public var description: String
+        public var createdAtUnixMs: Int64
+        public var expiresAtUnixMs: Int64
+        public var revokedAtUnixMs: Int64
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.TokenInfo")
 
-        public init() {}
+        public init() {
+            id = ""
+            scope = nil
+            role = Role(protoValue: 0)
+            agentId = ""
+            boundUserId = ""
+            description = ""
+            createdAtUnixMs = 0
+            expiresAtUnixMs = 0
+            revokedAtUnixMs = 0
+        }
 
         public init(
             id: String = "",
@@ -798,15 +931,17 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            id = try decoder.decode(String.self, field: 0)
-            scope = try decoder.decode(Scope?.self, field: 1)
-            role = try decoder.decode(Role.self, field: 2)
-            agentId = try decoder.decode(String.self, field: 3)
-            boundUserId = try decoder.decode(String.self, field: 4)
-            description = try decoder.decode(String.self, field: 5)
-            createdAtUnixMs = try decoder.decode(Int64.self, field: 6)
-            expiresAtUnixMs = try decoder.decode(Int64.self, field: 7)
-            revokedAtUnixMs = try decoder.decode(Int64.self, field: 8)
+            self.init(
+                id: try decoder.decode(String.self, field: 0),
+                scope: try decoder.decode(Scope?.self, field: 1),
+                role: try decoder.decode(Role.self, field: 2),
+                agentId: try decoder.decode(String.self, field: 3),
+                boundUserId: try decoder.decode(String.self, field: 4),
+                description: try decoder.decode(String.self, field: 5),
+                createdAtUnixMs: try decoder.decode(Int64.self, field: 6),
+                expiresAtUnixMs: try decoder.decode(Int64.self, field: 7),
+                revokedAtUnixMs: try decoder.decode(Int64.self, field: 8)
+            )
         }
 
         @inlinable
@@ -827,15 +962,21 @@ extension V1 {
 extension V1 {
     /// `platos.v1.IssueTokenRequest`
     public struct IssueTokenRequest: ProtoMessage {
-        public var role: Role = Role(protoValue: 0)
-        public var agentId: String = ""
-        public var boundUserId: String = ""
-        public var description: String = ""
-        public var ttlSeconds: Int64 = 0
+        public var role: Role
+        public var agentId: String
+        public var boundUserId: String
+        public var description: String
+        public var ttlSeconds: Int64
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.IssueTokenRequest")
 
-        public init() {}
+        public init() {
+            role = Role(protoValue: 0)
+            agentId = ""
+            boundUserId = ""
+            description = ""
+            ttlSeconds = 0
+        }
 
         public init(
             role: Role = Role(protoValue: 0),
@@ -853,11 +994,13 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            role = try decoder.decode(Role.self, field: 0)
-            agentId = try decoder.decode(String.self, field: 1)
-            boundUserId = try decoder.decode(String.self, field: 2)
-            description = try decoder.decode(String.self, field: 3)
-            ttlSeconds = try decoder.decode(Int64.self, field: 4)
+            self.init(
+                role: try decoder.decode(Role.self, field: 0),
+                agentId: try decoder.decode(String.self, field: 1),
+                boundUserId: try decoder.decode(String.self, field: 2),
+                description: try decoder.decode(String.self, field: 3),
+                ttlSeconds: try decoder.decode(Int64.self, field: 4)
+            )
         }
 
         @inlinable
@@ -874,12 +1017,15 @@ extension V1 {
 extension V1 {
     /// `platos.v1.IssueTokenResponse`
     public struct IssueTokenResponse: ProtoMessage {
-        public var token: TokenInfo? = nil
-        public var secret: String = ""
+        public var token: TokenInfo?
+        public var secret: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.IssueTokenResponse")
 
-        public init() {}
+        public init() {
+            token = nil
+            secret = ""
+        }
 
         public init(
             token: TokenInfo? = nil,
@@ -891,8 +1037,10 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            token = try decoder.decode(TokenInfo?.self, field: 0)
-            secret = try decoder.decode(String.self, field: 1)
+            self.init(
+                token: try decoder.decode(TokenInfo?.self, field: 0),
+                secret: try decoder.decode(String.self, field: 1)
+            )
         }
 
         @inlinable
@@ -906,11 +1054,13 @@ extension V1 {
 extension V1 {
     /// `platos.v1.RevokeTokenRequest`
     public struct RevokeTokenRequest: ProtoMessage {
-        public var tokenId: String = ""
+        public var tokenId: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.RevokeTokenRequest")
 
-        public init() {}
+        public init() {
+            tokenId = ""
+        }
 
         public init(
             tokenId: String = ""
@@ -920,7 +1070,9 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            tokenId = try decoder.decode(String.self, field: 0)
+            self.init(
+                tokenId: try decoder.decode(String.self, field: 0)
+            )
         }
 
         @inlinable
@@ -933,11 +1085,13 @@ extension V1 {
 extension V1 {
     /// `platos.v1.RevokeTokenResponse`
     public struct RevokeTokenResponse: ProtoMessage {
-        public var token: TokenInfo? = nil
+        public var token: TokenInfo?
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.RevokeTokenResponse")
 
-        public init() {}
+        public init() {
+            token = nil
+        }
 
         public init(
             token: TokenInfo? = nil
@@ -947,7 +1101,9 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            token = try decoder.decode(TokenInfo?.self, field: 0)
+            self.init(
+                token: try decoder.decode(TokenInfo?.self, field: 0)
+            )
         }
 
         @inlinable
@@ -960,13 +1116,17 @@ extension V1 {
 extension V1 {
     /// `platos.v1.ListTokensRequest`
     public struct ListTokensRequest: ProtoMessage {
-        public var page: PageRequest? = nil
-        public var agentId: String = ""
-        public var includeRevoked: Bool = false
+        public var page: PageRequest?
+        public var agentId: String
+        public var includeRevoked: Bool
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.ListTokensRequest")
 
-        public init() {}
+        public init() {
+            page = nil
+            agentId = ""
+            includeRevoked = false
+        }
 
         public init(
             page: PageRequest? = nil,
@@ -980,9 +1140,11 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            page = try decoder.decode(PageRequest?.self, field: 0)
-            agentId = try decoder.decode(String.self, field: 1)
-            includeRevoked = try decoder.decode(Bool.self, field: 2)
+            self.init(
+                page: try decoder.decode(PageRequest?.self, field: 0),
+                agentId: try decoder.decode(String.self, field: 1),
+                includeRevoked: try decoder.decode(Bool.self, field: 2)
+            )
         }
 
         @inlinable
@@ -997,12 +1159,15 @@ extension V1 {
 extension V1 {
     /// `platos.v1.ListTokensResponse`
     public struct ListTokensResponse: ProtoMessage {
-        public var tokens: [TokenInfo] = []
-        public var nextPageToken: String = ""
+        public var tokens: [TokenInfo]
+        public var nextPageToken: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.ListTokensResponse")
 
-        public init() {}
+        public init() {
+            tokens = []
+            nextPageToken = ""
+        }
 
         public init(
             tokens: [TokenInfo] = [],
@@ -1014,8 +1179,10 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            tokens = try decoder.decode([TokenInfo].self, field: 0)
-            nextPageToken = try decoder.decode(String.self, field: 1)
+            self.init(
+                tokens: try decoder.decode([TokenInfo].self, field: 0),
+                nextPageToken: try decoder.decode(String.self, field: 1)
+            )
         }
 
         @inlinable
@@ -1029,11 +1196,13 @@ extension V1 {
 extension V1 {
     /// `platos.v1.ResolveTokenRequest`
     public struct ResolveTokenRequest: ProtoMessage {
-        public var secret: String = ""
+        public var secret: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.ResolveTokenRequest")
 
-        public init() {}
+        public init() {
+            secret = ""
+        }
 
         public init(
             secret: String = ""
@@ -1043,7 +1212,9 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            secret = try decoder.decode(String.self, field: 0)
+            self.init(
+                secret: try decoder.decode(String.self, field: 0)
+            )
         }
 
         @inlinable
@@ -1056,13 +1227,17 @@ extension V1 {
 extension V1 {
     /// `platos.v1.ResolveTokenResponse`
     public struct ResolveTokenResponse: ProtoMessage {
-        public var principal: Principal? = nil
-        public var tokenId: String = ""
-        public var expiresAtUnixMs: Int64 = 0
+        public var principal: Principal?
+        public var tokenId: String
+        public var expiresAtUnixMs: Int64
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.ResolveTokenResponse")
 
-        public init() {}
+        public init() {
+            principal = nil
+            tokenId = ""
+            expiresAtUnixMs = 0
+        }
 
         public init(
             principal: Principal? = nil,
@@ -1076,9 +1251,11 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            principal = try decoder.decode(Principal?.self, field: 0)
-            tokenId = try decoder.decode(String.self, field: 1)
-            expiresAtUnixMs = try decoder.decode(Int64.self, field: 2)
+            self.init(
+                principal: try decoder.decode(Principal?.self, field: 0),
+                tokenId: try decoder.decode(String.self, field: 1),
+                expiresAtUnixMs: try decoder.decode(Int64.self, field: 2)
+            )
         }
 
         @inlinable
@@ -1093,11 +1270,13 @@ extension V1 {
 extension V1 {
     /// `platos.v1.WatchRegistryRequest`
     public struct WatchRegistryRequest: ProtoMessage {
-        public var afterVersion: UInt64 = 0
+        public var afterVersion: UInt64
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.WatchRegistryRequest")
 
-        public init() {}
+        public init() {
+            afterVersion = 0
+        }
 
         public init(
             afterVersion: UInt64 = 0
@@ -1107,7 +1286,9 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            afterVersion = try decoder.decode(UInt64.self, field: 0)
+            self.init(
+                afterVersion: try decoder.decode(UInt64.self, field: 0)
+            )
         }
 
         @inlinable
@@ -1120,17 +1301,25 @@ extension V1 {
 extension V1 {
     /// `platos.v1.MembershipEvent`
     public struct MembershipEvent: ProtoMessage {
-        public var version: UInt64 = 0
-        public var scope: Scope? = nil
-        public var agentId: String = ""
-        public var clusterId: String = ""
-        public var previousClusterId: String = ""
-        public var atUnixMs: Int64 = 0
-        public var revokedTokenId: String = ""
+        public var version: UInt64
+        public var scope: Scope?
+        public var agentId: String
+        public var clusterId: String
+        public var previousClusterId: String
+        public var atUnixMs: Int64
+        public var revokedTokenId: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.MembershipEvent")
 
-        public init() {}
+        public init() {
+            version = 0
+            scope = nil
+            agentId = ""
+            clusterId = ""
+            previousClusterId = ""
+            atUnixMs = 0
+            revokedTokenId = ""
+        }
 
         public init(
             version: UInt64 = 0,
@@ -1152,13 +1341,15 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            version = try decoder.decode(UInt64.self, field: 0)
-            scope = try decoder.decode(Scope?.self, field: 1)
-            agentId = try decoder.decode(String.self, field: 2)
-            clusterId = try decoder.decode(String.self, field: 3)
-            previousClusterId = try decoder.decode(String.self, field: 4)
-            atUnixMs = try decoder.decode(Int64.self, field: 5)
-            revokedTokenId = try decoder.decode(String.self, field: 6)
+            self.init(
+                version: try decoder.decode(UInt64.self, field: 0),
+                scope: try decoder.decode(Scope?.self, field: 1),
+                agentId: try decoder.decode(String.self, field: 2),
+                clusterId: try decoder.decode(String.self, field: 3),
+                previousClusterId: try decoder.decode(String.self, field: 4),
+                atUnixMs: try decoder.decode(Int64.self, field: 5),
+                revokedTokenId: try decoder.decode(String.self, field: 6)
+            )
         }
 
         @inlinable

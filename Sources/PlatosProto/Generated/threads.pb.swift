@@ -5,20 +5,31 @@ import ProtobufCSwift
 extension V1 {
     /// `platos.v1.Thread`
     public struct Thread: ProtoMessage {
-        public var id: String = ""
-        public var ownerKind: OwnerKind = OwnerKind(protoValue: 0)
-        public var ownerId: String = ""
-        public var userId: String = ""
-        public var title: String = ""
-        public var metadata: [String: String] = [:]
-        public var createdByAgentId: String = ""
-        public var lastSeq: UInt64 = 0
-        public var createdAtUnixMs: Int64 = 0
-        public var updatedAtUnixMs: Int64 = 0
+        public var id: String
+        public var ownerKind: OwnerKind
+        public var ownerId: String
+        public var userId: String
+        public var title: String
+        public var metadata: [String: String]
+        public var createdByAgentId: String
+        public var lastSeq: UInt64
+        public var createdAtUnixMs: Int64
+        public var updatedAtUnixMs: Int64
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.Thread")
 
-        public init() {}
+        public init() {
+            id = ""
+            ownerKind = OwnerKind(protoValue: 0)
+            ownerId = ""
+            userId = ""
+            title = ""
+            metadata = [:]
+            createdByAgentId = ""
+            lastSeq = 0
+            createdAtUnixMs = 0
+            updatedAtUnixMs = 0
+        }
 
         public init(
             id: String = "",
@@ -46,16 +57,18 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            id = try decoder.decode(String.self, field: 0)
-            ownerKind = try decoder.decode(OwnerKind.self, field: 1)
-            ownerId = try decoder.decode(String.self, field: 2)
-            userId = try decoder.decode(String.self, field: 3)
-            title = try decoder.decode(String.self, field: 4)
-            metadata = try decoder.decode([String: String].self, field: 5)
-            createdByAgentId = try decoder.decode(String.self, field: 6)
-            lastSeq = try decoder.decode(UInt64.self, field: 7)
-            createdAtUnixMs = try decoder.decode(Int64.self, field: 8)
-            updatedAtUnixMs = try decoder.decode(Int64.self, field: 9)
+            self.init(
+                id: try decoder.decode(String.self, field: 0),
+                ownerKind: try decoder.decode(OwnerKind.self, field: 1),
+                ownerId: try decoder.decode(String.self, field: 2),
+                userId: try decoder.decode(String.self, field: 3),
+                title: try decoder.decode(String.self, field: 4),
+                metadata: try decoder.decode([String: String].self, field: 5),
+                createdByAgentId: try decoder.decode(String.self, field: 6),
+                lastSeq: try decoder.decode(UInt64.self, field: 7),
+                createdAtUnixMs: try decoder.decode(Int64.self, field: 8),
+                updatedAtUnixMs: try decoder.decode(Int64.self, field: 9)
+            )
         }
 
         @inlinable
@@ -77,13 +90,17 @@ extension V1 {
 extension V1 {
     /// `platos.v1.CreateThreadRequest`
     public struct CreateThreadRequest: ProtoMessage {
-        public var title: String = ""
-        public var metadata: [String: String] = [:]
-        public var idempotencyKey: String = ""
+        public var title: String
+        public var metadata: [String: String]
+        public var idempotencyKey: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.CreateThreadRequest")
 
-        public init() {}
+        public init() {
+            title = ""
+            metadata = [:]
+            idempotencyKey = ""
+        }
 
         public init(
             title: String = "",
@@ -97,9 +114,11 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            title = try decoder.decode(String.self, field: 0)
-            metadata = try decoder.decode([String: String].self, field: 1)
-            idempotencyKey = try decoder.decode(String.self, field: 2)
+            self.init(
+                title: try decoder.decode(String.self, field: 0),
+                metadata: try decoder.decode([String: String].self, field: 1),
+                idempotencyKey: try decoder.decode(String.self, field: 2)
+            )
         }
 
         @inlinable
@@ -114,11 +133,13 @@ extension V1 {
 extension V1 {
     /// `platos.v1.GetThreadRequest`
     public struct GetThreadRequest: ProtoMessage {
-        public var threadId: String = ""
+        public var threadId: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.GetThreadRequest")
 
-        public init() {}
+        public init() {
+            threadId = ""
+        }
 
         public init(
             threadId: String = ""
@@ -128,7 +149,9 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            threadId = try decoder.decode(String.self, field: 0)
+            self.init(
+                threadId: try decoder.decode(String.self, field: 0)
+            )
         }
 
         @inlinable
@@ -141,12 +164,15 @@ extension V1 {
 extension V1 {
     /// `platos.v1.ListThreadsRequest`
     public struct ListThreadsRequest: ProtoMessage {
-        public var page: PageRequest? = nil
-        public var metadataFilter: [String: String] = [:]
+        public var page: PageRequest?
+        public var metadataFilter: [String: String]
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.ListThreadsRequest")
 
-        public init() {}
+        public init() {
+            page = nil
+            metadataFilter = [:]
+        }
 
         public init(
             page: PageRequest? = nil,
@@ -158,8 +184,10 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            page = try decoder.decode(PageRequest?.self, field: 0)
-            metadataFilter = try decoder.decode([String: String].self, field: 1)
+            self.init(
+                page: try decoder.decode(PageRequest?.self, field: 0),
+                metadataFilter: try decoder.decode([String: String].self, field: 1)
+            )
         }
 
         @inlinable
@@ -173,12 +201,15 @@ extension V1 {
 extension V1 {
     /// `platos.v1.ListThreadsResponse`
     public struct ListThreadsResponse: ProtoMessage {
-        public var threads: [Thread] = []
-        public var nextPageToken: String = ""
+        public var threads: [Thread]
+        public var nextPageToken: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.ListThreadsResponse")
 
-        public init() {}
+        public init() {
+            threads = []
+            nextPageToken = ""
+        }
 
         public init(
             threads: [Thread] = [],
@@ -190,8 +221,10 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            threads = try decoder.decode([Thread].self, field: 0)
-            nextPageToken = try decoder.decode(String.self, field: 1)
+            self.init(
+                threads: try decoder.decode([Thread].self, field: 0),
+                nextPageToken: try decoder.decode(String.self, field: 1)
+            )
         }
 
         @inlinable
@@ -205,14 +238,19 @@ extension V1 {
 extension V1 {
     /// `platos.v1.UpdateThreadRequest`
     public struct UpdateThreadRequest: ProtoMessage {
-        public var threadId: String = ""
-        public var title: StringValue? = nil
-        public var metadata: [String: String] = [:]
-        public var replaceMetadata: Bool = false
+        public var threadId: String
+        public var title: StringValue?
+        public var metadata: [String: String]
+        public var replaceMetadata: Bool
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.UpdateThreadRequest")
 
-        public init() {}
+        public init() {
+            threadId = ""
+            title = nil
+            metadata = [:]
+            replaceMetadata = false
+        }
 
         public init(
             threadId: String = "",
@@ -228,10 +266,12 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            threadId = try decoder.decode(String.self, field: 0)
-            title = try decoder.decode(StringValue?.self, field: 1)
-            metadata = try decoder.decode([String: String].self, field: 2)
-            replaceMetadata = try decoder.decode(Bool.self, field: 3)
+            self.init(
+                threadId: try decoder.decode(String.self, field: 0),
+                title: try decoder.decode(StringValue?.self, field: 1),
+                metadata: try decoder.decode([String: String].self, field: 2),
+                replaceMetadata: try decoder.decode(Bool.self, field: 3)
+            )
         }
 
         @inlinable
@@ -247,11 +287,13 @@ extension V1 {
 extension V1 {
     /// `platos.v1.DeleteThreadRequest`
     public struct DeleteThreadRequest: ProtoMessage {
-        public var threadId: String = ""
+        public var threadId: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.DeleteThreadRequest")
 
-        public init() {}
+        public init() {
+            threadId = ""
+        }
 
         public init(
             threadId: String = ""
@@ -261,7 +303,9 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            threadId = try decoder.decode(String.self, field: 0)
+            self.init(
+                threadId: try decoder.decode(String.self, field: 0)
+            )
         }
 
         @inlinable
@@ -274,11 +318,13 @@ extension V1 {
 extension V1 {
     /// `platos.v1.DeleteThreadResponse`
     public struct DeleteThreadResponse: ProtoMessage {
-        public var deleted: Bool = false
+        public var deleted: Bool
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.DeleteThreadResponse")
 
-        public init() {}
+        public init() {
+            deleted = false
+        }
 
         public init(
             deleted: Bool = false
@@ -288,7 +334,9 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            deleted = try decoder.decode(Bool.self, field: 0)
+            self.init(
+                deleted: try decoder.decode(Bool.self, field: 0)
+            )
         }
 
         @inlinable
@@ -301,12 +349,15 @@ extension V1 {
 extension V1 {
     /// `platos.v1.WatchThreadRequest`
     public struct WatchThreadRequest: ProtoMessage {
-        public var threadId: String = ""
-        public var afterSeq: UInt64 = 0
+        public var threadId: String
+        public var afterSeq: UInt64
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.WatchThreadRequest")
 
-        public init() {}
+        public init() {
+            threadId = ""
+            afterSeq = 0
+        }
 
         public init(
             threadId: String = "",
@@ -318,8 +369,10 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            threadId = try decoder.decode(String.self, field: 0)
-            afterSeq = try decoder.decode(UInt64.self, field: 1)
+            self.init(
+                threadId: try decoder.decode(String.self, field: 0),
+                afterSeq: try decoder.decode(UInt64.self, field: 1)
+            )
         }
 
         @inlinable
@@ -371,20 +424,31 @@ extension V1 {
 extension V1 {
     /// `platos.v1.Message`
     public struct Message: ProtoMessage {
-        public var id: String = ""
-        public var threadId: String = ""
-        public var seq: UInt64 = 0
-        public var role: MessageRole = MessageRole(protoValue: 0)
-        public var content: String = ""
-        public var metadata: [String: String] = [:]
-        public var authorAgentId: String = ""
-        public var userId: String = ""
-        public var taskId: String = ""
-        public var createdAtUnixMs: Int64 = 0
+        public var id: String
+        public var threadId: String
+        public var seq: UInt64
+        public var role: MessageRole
+        public var content: String
+        public var metadata: [String: String]
+        public var authorAgentId: String
+        public var userId: String
+        public var taskId: String
+        public var createdAtUnixMs: Int64
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.Message")
 
-        public init() {}
+        public init() {
+            id = ""
+            threadId = ""
+            seq = 0
+            role = MessageRole(protoValue: 0)
+            content = ""
+            metadata = [:]
+            authorAgentId = ""
+            userId = ""
+            taskId = ""
+            createdAtUnixMs = 0
+        }
 
         public init(
             id: String = "",
@@ -412,16 +476,18 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            id = try decoder.decode(String.self, field: 0)
-            threadId = try decoder.decode(String.self, field: 1)
-            seq = try decoder.decode(UInt64.self, field: 2)
-            role = try decoder.decode(MessageRole.self, field: 3)
-            content = try decoder.decode(String.self, field: 4)
-            metadata = try decoder.decode([String: String].self, field: 5)
-            authorAgentId = try decoder.decode(String.self, field: 6)
-            userId = try decoder.decode(String.self, field: 7)
-            taskId = try decoder.decode(String.self, field: 8)
-            createdAtUnixMs = try decoder.decode(Int64.self, field: 9)
+            self.init(
+                id: try decoder.decode(String.self, field: 0),
+                threadId: try decoder.decode(String.self, field: 1),
+                seq: try decoder.decode(UInt64.self, field: 2),
+                role: try decoder.decode(MessageRole.self, field: 3),
+                content: try decoder.decode(String.self, field: 4),
+                metadata: try decoder.decode([String: String].self, field: 5),
+                authorAgentId: try decoder.decode(String.self, field: 6),
+                userId: try decoder.decode(String.self, field: 7),
+                taskId: try decoder.decode(String.self, field: 8),
+                createdAtUnixMs: try decoder.decode(Int64.self, field: 9)
+            )
         }
 
         @inlinable
@@ -443,15 +509,21 @@ extension V1 {
 extension V1 {
     /// `platos.v1.PostMessageRequest`
     public struct PostMessageRequest: ProtoMessage {
-        public var threadId: String = ""
-        public var role: MessageRole = MessageRole(protoValue: 0)
-        public var content: String = ""
-        public var metadata: [String: String] = [:]
-        public var idempotencyKey: String = ""
+        public var threadId: String
+        public var role: MessageRole
+        public var content: String
+        public var metadata: [String: String]
+        public var idempotencyKey: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.PostMessageRequest")
 
-        public init() {}
+        public init() {
+            threadId = ""
+            role = MessageRole(protoValue: 0)
+            content = ""
+            metadata = [:]
+            idempotencyKey = ""
+        }
 
         public init(
             threadId: String = "",
@@ -469,11 +541,13 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            threadId = try decoder.decode(String.self, field: 0)
-            role = try decoder.decode(MessageRole.self, field: 1)
-            content = try decoder.decode(String.self, field: 2)
-            metadata = try decoder.decode([String: String].self, field: 3)
-            idempotencyKey = try decoder.decode(String.self, field: 4)
+            self.init(
+                threadId: try decoder.decode(String.self, field: 0),
+                role: try decoder.decode(MessageRole.self, field: 1),
+                content: try decoder.decode(String.self, field: 2),
+                metadata: try decoder.decode([String: String].self, field: 3),
+                idempotencyKey: try decoder.decode(String.self, field: 4)
+            )
         }
 
         @inlinable
@@ -490,14 +564,19 @@ extension V1 {
 extension V1 {
     /// `platos.v1.ListMessagesRequest`
     public struct ListMessagesRequest: ProtoMessage {
-        public var threadId: String = ""
-        public var afterSeq: UInt64 = 0
-        public var limit: UInt32 = 0
-        public var authorAgentId: String = ""
+        public var threadId: String
+        public var afterSeq: UInt64
+        public var limit: UInt32
+        public var authorAgentId: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.ListMessagesRequest")
 
-        public init() {}
+        public init() {
+            threadId = ""
+            afterSeq = 0
+            limit = 0
+            authorAgentId = ""
+        }
 
         public init(
             threadId: String = "",
@@ -513,10 +592,12 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            threadId = try decoder.decode(String.self, field: 0)
-            afterSeq = try decoder.decode(UInt64.self, field: 1)
-            limit = try decoder.decode(UInt32.self, field: 2)
-            authorAgentId = try decoder.decode(String.self, field: 3)
+            self.init(
+                threadId: try decoder.decode(String.self, field: 0),
+                afterSeq: try decoder.decode(UInt64.self, field: 1),
+                limit: try decoder.decode(UInt32.self, field: 2),
+                authorAgentId: try decoder.decode(String.self, field: 3)
+            )
         }
 
         @inlinable
@@ -532,12 +613,15 @@ extension V1 {
 extension V1 {
     /// `platos.v1.ListMessagesResponse`
     public struct ListMessagesResponse: ProtoMessage {
-        public var messages: [Message] = []
-        public var hasMore: Bool = false
+        public var messages: [Message]
+        public var hasMore: Bool
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.ListMessagesResponse")
 
-        public init() {}
+        public init() {
+            messages = []
+            hasMore = false
+        }
 
         public init(
             messages: [Message] = [],
@@ -549,8 +633,10 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            messages = try decoder.decode([Message].self, field: 0)
-            hasMore = try decoder.decode(Bool.self, field: 1)
+            self.init(
+                messages: try decoder.decode([Message].self, field: 0),
+                hasMore: try decoder.decode(Bool.self, field: 1)
+            )
         }
 
         @inlinable
@@ -608,27 +694,45 @@ extension V1 {
 extension V1 {
     /// `platos.v1.Task`
     public struct Task: ProtoMessage {
-        public var id: String = ""
-        public var clusterId: String = ""
-        public var threadId: String = ""
-        public var spawnerAgentId: String = ""
-        public var targetAgentId: String = ""
-        public var userId: String = ""
-        public var prompt: String = ""
-        public var state: TaskState = TaskState(protoValue: 0)
-        public var attempts: UInt32 = 0
-        public var leaseId: String = ""
-        public var leaseExpiresAtUnixMs: Int64 = 0
-        public var result: String = ""
-        public var error: String = ""
-        public var resultMessageId: String = ""
-        public var metadata: [String: String] = [:]
-        public var createdAtUnixMs: Int64 = 0
-        public var updatedAtUnixMs: Int64 = 0
+        public var id: String
+        public var clusterId: String
+        public var threadId: String
+        public var spawnerAgentId: String
+        public var targetAgentId: String
+        public var userId: String
+        public var prompt: String
+        public var state: TaskState
+        public var attempts: UInt32
+        public var leaseId: String
+        public var leaseExpiresAtUnixMs: Int64
+        public var result: String
+        public var error: String
+        public var resultMessageId: String
+        public var metadata: [String: String]
+        public var createdAtUnixMs: Int64
+        public var updatedAtUnixMs: Int64
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.Task")
 
-        public init() {}
+        public init() {
+            id = ""
+            clusterId = ""
+            threadId = ""
+            spawnerAgentId = ""
+            targetAgentId = ""
+            userId = ""
+            prompt = ""
+            state = TaskState(protoValue: 0)
+            attempts = 0
+            leaseId = ""
+            leaseExpiresAtUnixMs = 0
+            result = ""
+            error = ""
+            resultMessageId = ""
+            metadata = [:]
+            createdAtUnixMs = 0
+            updatedAtUnixMs = 0
+        }
 
         public init(
             id: String = "",
@@ -670,23 +774,25 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            id = try decoder.decode(String.self, field: 0)
-            clusterId = try decoder.decode(String.self, field: 1)
-            threadId = try decoder.decode(String.self, field: 2)
-            spawnerAgentId = try decoder.decode(String.self, field: 3)
-            targetAgentId = try decoder.decode(String.self, field: 4)
-            userId = try decoder.decode(String.self, field: 5)
-            prompt = try decoder.decode(String.self, field: 6)
-            state = try decoder.decode(TaskState.self, field: 7)
-            attempts = try decoder.decode(UInt32.self, field: 8)
-            leaseId = try decoder.decode(String.self, field: 9)
-            leaseExpiresAtUnixMs = try decoder.decode(Int64.self, field: 10)
-            result = try decoder.decode(String.self, field: 11)
-            error = try decoder.decode(String.self, field: 12)
-            resultMessageId = try decoder.decode(String.self, field: 13)
-            metadata = try decoder.decode([String: String].self, field: 14)
-            createdAtUnixMs = try decoder.decode(Int64.self, field: 15)
-            updatedAtUnixMs = try decoder.decode(Int64.self, field: 16)
+            self.init(
+                id: try decoder.decode(String.self, field: 0),
+                clusterId: try decoder.decode(String.self, field: 1),
+                threadId: try decoder.decode(String.self, field: 2),
+                spawnerAgentId: try decoder.decode(String.self, field: 3),
+                targetAgentId: try decoder.decode(String.self, field: 4),
+                userId: try decoder.decode(String.self, field: 5),
+                prompt: try decoder.decode(String.self, field: 6),
+                state: try decoder.decode(TaskState.self, field: 7),
+                attempts: try decoder.decode(UInt32.self, field: 8),
+                leaseId: try decoder.decode(String.self, field: 9),
+                leaseExpiresAtUnixMs: try decoder.decode(Int64.self, field: 10),
+                result: try decoder.decode(String.self, field: 11),
+                error: try decoder.decode(String.self, field: 12),
+                resultMessageId: try decoder.decode(String.self, field: 13),
+                metadata: try decoder.decode([String: String].self, field: 14),
+                createdAtUnixMs: try decoder.decode(Int64.self, field: 15),
+                updatedAtUnixMs: try decoder.decode(Int64.self, field: 16)
+            )
         }
 
         @inlinable
@@ -715,16 +821,23 @@ extension V1 {
 extension V1 {
     /// `platos.v1.SpawnTaskRequest`
     public struct SpawnTaskRequest: ProtoMessage {
-        public var targetAgent: String = ""
-        public var prompt: String = ""
-        public var threadId: String = ""
-        public var metadata: [String: String] = [:]
-        public var idempotencyKey: String = ""
-        public var targetAgentId: String = ""
+        public var targetAgent: String
+        public var prompt: String
+        public var threadId: String
+        public var metadata: [String: String]
+        public var idempotencyKey: String
+        public var targetAgentId: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.SpawnTaskRequest")
 
-        public init() {}
+        public init() {
+            targetAgent = ""
+            prompt = ""
+            threadId = ""
+            metadata = [:]
+            idempotencyKey = ""
+            targetAgentId = ""
+        }
 
         public init(
             targetAgent: String = "",
@@ -744,12 +857,14 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            targetAgent = try decoder.decode(String.self, field: 0)
-            prompt = try decoder.decode(String.self, field: 1)
-            threadId = try decoder.decode(String.self, field: 2)
-            metadata = try decoder.decode([String: String].self, field: 3)
-            idempotencyKey = try decoder.decode(String.self, field: 4)
-            targetAgentId = try decoder.decode(String.self, field: 5)
+            self.init(
+                targetAgent: try decoder.decode(String.self, field: 0),
+                prompt: try decoder.decode(String.self, field: 1),
+                threadId: try decoder.decode(String.self, field: 2),
+                metadata: try decoder.decode([String: String].self, field: 3),
+                idempotencyKey: try decoder.decode(String.self, field: 4),
+                targetAgentId: try decoder.decode(String.self, field: 5)
+            )
         }
 
         @inlinable
@@ -767,12 +882,15 @@ extension V1 {
 extension V1 {
     /// `platos.v1.ClaimTaskRequest`
     public struct ClaimTaskRequest: ProtoMessage {
-        public var waitMs: UInt32 = 0
-        public var leaseMs: UInt32 = 0
+        public var waitMs: UInt32
+        public var leaseMs: UInt32
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.ClaimTaskRequest")
 
-        public init() {}
+        public init() {
+            waitMs = 0
+            leaseMs = 0
+        }
 
         public init(
             waitMs: UInt32 = 0,
@@ -784,8 +902,10 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            waitMs = try decoder.decode(UInt32.self, field: 0)
-            leaseMs = try decoder.decode(UInt32.self, field: 1)
+            self.init(
+                waitMs: try decoder.decode(UInt32.self, field: 0),
+                leaseMs: try decoder.decode(UInt32.self, field: 1)
+            )
         }
 
         @inlinable
@@ -799,11 +919,13 @@ extension V1 {
 extension V1 {
     /// `platos.v1.ClaimTaskResponse`
     public struct ClaimTaskResponse: ProtoMessage {
-        public var task: Task? = nil
+        public var task: Task?
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.ClaimTaskResponse")
 
-        public init() {}
+        public init() {
+            task = nil
+        }
 
         public init(
             task: Task? = nil
@@ -813,7 +935,9 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            task = try decoder.decode(Task?.self, field: 0)
+            self.init(
+                task: try decoder.decode(Task?.self, field: 0)
+            )
         }
 
         @inlinable
@@ -826,13 +950,17 @@ extension V1 {
 extension V1 {
     /// `platos.v1.TaskLeaseRequest`
     public struct TaskLeaseRequest: ProtoMessage {
-        public var taskId: String = ""
-        public var leaseId: String = ""
-        public var leaseMs: UInt32 = 0
+        public var taskId: String
+        public var leaseId: String
+        public var leaseMs: UInt32
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.TaskLeaseRequest")
 
-        public init() {}
+        public init() {
+            taskId = ""
+            leaseId = ""
+            leaseMs = 0
+        }
 
         public init(
             taskId: String = "",
@@ -846,9 +974,11 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            taskId = try decoder.decode(String.self, field: 0)
-            leaseId = try decoder.decode(String.self, field: 1)
-            leaseMs = try decoder.decode(UInt32.self, field: 2)
+            self.init(
+                taskId: try decoder.decode(String.self, field: 0),
+                leaseId: try decoder.decode(String.self, field: 1),
+                leaseMs: try decoder.decode(UInt32.self, field: 2)
+            )
         }
 
         @inlinable
@@ -863,13 +993,17 @@ extension V1 {
 extension V1 {
     /// `platos.v1.CompleteTaskRequest`
     public struct CompleteTaskRequest: ProtoMessage {
-        public var taskId: String = ""
-        public var leaseId: String = ""
-        public var result: String = ""
+        public var taskId: String
+        public var leaseId: String
+        public var result: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.CompleteTaskRequest")
 
-        public init() {}
+        public init() {
+            taskId = ""
+            leaseId = ""
+            result = ""
+        }
 
         public init(
             taskId: String = "",
@@ -883,9 +1017,11 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            taskId = try decoder.decode(String.self, field: 0)
-            leaseId = try decoder.decode(String.self, field: 1)
-            result = try decoder.decode(String.self, field: 2)
+            self.init(
+                taskId: try decoder.decode(String.self, field: 0),
+                leaseId: try decoder.decode(String.self, field: 1),
+                result: try decoder.decode(String.self, field: 2)
+            )
         }
 
         @inlinable
@@ -900,13 +1036,17 @@ extension V1 {
 extension V1 {
     /// `platos.v1.FailTaskRequest`
     public struct FailTaskRequest: ProtoMessage {
-        public var taskId: String = ""
-        public var leaseId: String = ""
-        public var error: String = ""
+        public var taskId: String
+        public var leaseId: String
+        public var error: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.FailTaskRequest")
 
-        public init() {}
+        public init() {
+            taskId = ""
+            leaseId = ""
+            error = ""
+        }
 
         public init(
             taskId: String = "",
@@ -920,9 +1060,11 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            taskId = try decoder.decode(String.self, field: 0)
-            leaseId = try decoder.decode(String.self, field: 1)
-            error = try decoder.decode(String.self, field: 2)
+            self.init(
+                taskId: try decoder.decode(String.self, field: 0),
+                leaseId: try decoder.decode(String.self, field: 1),
+                error: try decoder.decode(String.self, field: 2)
+            )
         }
 
         @inlinable
@@ -937,11 +1079,13 @@ extension V1 {
 extension V1 {
     /// `platos.v1.CancelTaskRequest`
     public struct CancelTaskRequest: ProtoMessage {
-        public var taskId: String = ""
+        public var taskId: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.CancelTaskRequest")
 
-        public init() {}
+        public init() {
+            taskId = ""
+        }
 
         public init(
             taskId: String = ""
@@ -951,7 +1095,9 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            taskId = try decoder.decode(String.self, field: 0)
+            self.init(
+                taskId: try decoder.decode(String.self, field: 0)
+            )
         }
 
         @inlinable
@@ -964,11 +1110,13 @@ extension V1 {
 extension V1 {
     /// `platos.v1.GetTaskRequest`
     public struct GetTaskRequest: ProtoMessage {
-        public var taskId: String = ""
+        public var taskId: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.GetTaskRequest")
 
-        public init() {}
+        public init() {
+            taskId = ""
+        }
 
         public init(
             taskId: String = ""
@@ -978,7 +1126,9 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            taskId = try decoder.decode(String.self, field: 0)
+            self.init(
+                taskId: try decoder.decode(String.self, field: 0)
+            )
         }
 
         @inlinable
@@ -991,13 +1141,17 @@ extension V1 {
 extension V1 {
     /// `platos.v1.ListTasksRequest`
     public struct ListTasksRequest: ProtoMessage {
-        public var page: PageRequest? = nil
-        public var threadId: String = ""
-        public var state: TaskState = TaskState(protoValue: 0)
+        public var page: PageRequest?
+        public var threadId: String
+        public var state: TaskState
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.ListTasksRequest")
 
-        public init() {}
+        public init() {
+            page = nil
+            threadId = ""
+            state = TaskState(protoValue: 0)
+        }
 
         public init(
             page: PageRequest? = nil,
@@ -1011,9 +1165,11 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            page = try decoder.decode(PageRequest?.self, field: 0)
-            threadId = try decoder.decode(String.self, field: 1)
-            state = try decoder.decode(TaskState.self, field: 2)
+            self.init(
+                page: try decoder.decode(PageRequest?.self, field: 0),
+                threadId: try decoder.decode(String.self, field: 1),
+                state: try decoder.decode(TaskState.self, field: 2)
+            )
         }
 
         @inlinable
@@ -1028,12 +1184,15 @@ extension V1 {
 extension V1 {
     /// `platos.v1.ListTasksResponse`
     public struct ListTasksResponse: ProtoMessage {
-        public var tasks: [Task] = []
-        public var nextPageToken: String = ""
+        public var tasks: [Task]
+        public var nextPageToken: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.ListTasksResponse")
 
-        public init() {}
+        public init() {
+            tasks = []
+            nextPageToken = ""
+        }
 
         public init(
             tasks: [Task] = [],
@@ -1045,8 +1204,10 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            tasks = try decoder.decode([Task].self, field: 0)
-            nextPageToken = try decoder.decode(String.self, field: 1)
+            self.init(
+                tasks: try decoder.decode([Task].self, field: 0),
+                nextPageToken: try decoder.decode(String.self, field: 1)
+            )
         }
 
         @inlinable
@@ -1060,12 +1221,15 @@ extension V1 {
 extension V1 {
     /// `platos.v1.WatchTasksRequest`
     public struct WatchTasksRequest: ProtoMessage {
-        public var threadId: String = ""
-        public var taskId: String = ""
+        public var threadId: String
+        public var taskId: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.WatchTasksRequest")
 
-        public init() {}
+        public init() {
+            threadId = ""
+            taskId = ""
+        }
 
         public init(
             threadId: String = "",
@@ -1077,8 +1241,10 @@ extension V1 {
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
-            threadId = try decoder.decode(String.self, field: 0)
-            taskId = try decoder.decode(String.self, field: 1)
+            self.init(
+                threadId: try decoder.decode(String.self, field: 0),
+                taskId: try decoder.decode(String.self, field: 1)
+            )
         }
 
         @inlinable
