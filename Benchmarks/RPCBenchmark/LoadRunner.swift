@@ -64,9 +64,11 @@ enum LoadMode: String, Sendable {
 
 /// Closed loop: `inFlight` workers, each issuing its next call as soon as the previous one
 /// returns, for `warmup` seconds unmeasured and then `seconds` measured. A call counts when it
-/// starts inside the measured window; its latency goes into the worker's HdrHistogram.
+/// starts inside the measured window; its latency goes into the worker's HdrHistogram. The
+/// workers run on `executor` when one is given, else on the global executor.
 func runClosedLoop(
-    inFlight: Int, warmup: Double, seconds: Double, call: @escaping @Sendable () async throws -> Void
+    inFlight: Int, warmup: Double, seconds: Double, executor: (any TaskExecutor)? = nil,
+    call: @escaping @Sendable () async throws -> Void
 ) async -> (LoadSample, Double) {
     let start = nowNanos()
     let measureFrom = start + UInt64(warmup * 1e9)
@@ -74,7 +76,7 @@ func runClosedLoop(
     var total = LoadSample()
     await withTaskGroup(of: LoadSample.self) { group in
         for _ in 0..<inFlight {
-            group.addTask {
+            group.addTask(executorPreference: executor) {
                 var sample = LoadSample()
                 while true {
                     let t0 = nowNanos()

@@ -42,7 +42,15 @@ func platosClient(port: Int, mode: LoadMode, seconds: Double, warmup: Double) as
     let request = V1.GetThreadRequest(threadId: String(decoding: benchPayload, as: UTF8.self))
     // Connect before the clock starts.
     _ = try await client.call(V1.ThreadsService.get, request)
-    let (sample, elapsed) = await runClosedLoop(inFlight: mode.inFlight, warmup: warmup, seconds: seconds) {
+    // The callers run on the connection's event loop, as the echo client's pipelining does, so a
+    // call costs no thread hand-offs in this process. `BENCH_CALLERS_ON=pool` puts them on the
+    // global executor (every response then wakes a worker thread to resume its caller).
+    let executor =
+        getenv("BENCH_CALLERS_ON").map { String(cString: $0) } == "pool"
+        ? nil : EventLoopTaskExecutor(eventLoop: try await pool.connection().eventLoop)
+    let (sample, elapsed) = await runClosedLoop(
+        inFlight: mode.inFlight, warmup: warmup, seconds: seconds, executor: executor
+    ) {
         let thread = try await client.call(V1.ThreadsService.get, request)
         precondition(thread.id.utf8.count == benchPayload.count)
     }

@@ -25,6 +25,9 @@ final class FrameOutbox: Sendable {
         var pendingBytes = 0
         var writable = true
         var closed = false
+        /// Set while `drain` runs: a frame queued from inside it waits for the next drain, so
+        /// frames are never written out of order.
+        var draining = false
         var waiters: [CheckedContinuation<Void, Never>] = []
     }
 
@@ -41,13 +44,25 @@ final class FrameOutbox: Sendable {
         self.drain = drain
     }
 
+    /// When this many frames are queued from code running on the event loop (handlers and callers
+    /// that run there), they are written at once rather than at the scheduled drain. Otherwise a
+    /// burst of calls read together is answered in one write after the last of them finishes, and
+    /// the peer idles until then: at 64 calls in flight the two processes took turns instead of
+    /// working at the same time. Measured in `make bench-rpc`: 43–46k → 77–104k calls/s at 64 in
+    /// flight, against 80–83k for 32 and 54–56k for 48.
+    static let eagerBatch = 16
+
     func enqueue(_ item: Item) {
-        let schedule = state.withLockedValue { state -> Bool in
-            guard !state.closed else { return false }
+        let (schedule, drainNow) = state.withLockedValue { state -> (Bool, Bool) in
+            guard !state.closed else { return (false, false) }
             state.items.append(item)
             state.pendingBytes += item.bytes.readableBytes
             defer { state.scheduled = true }
-            return !state.scheduled
+            return (!state.scheduled, state.items.count >= Self.eagerBatch && !state.draining)
+        }
+        if drainNow && eventLoop.inEventLoop {
+            runDrain()
+            return
         }
         if schedule { eventLoop.execute { self.runDrain() } }
     }
@@ -89,13 +104,18 @@ final class FrameOutbox: Sendable {
 
     private func runDrain() {
         let items = state.withLockedValue { state -> [Item] in
+            // A drain that finds nothing leaves `scheduled` alone: an eager drain can run while a
+            // scheduled one is still queued, and that one must not be doubled.
+            guard !state.items.isEmpty, !state.draining else { return [] }
             state.scheduled = false
+            state.draining = true
             defer { state.items.removeAll(keepingCapacity: true) }
             return state.items
         }
         guard !items.isEmpty else { return }
         drain(items)
         let waiters = state.withLockedValue { state -> [CheckedContinuation<Void, Never>] in
+            state.draining = false
             state.pendingBytes -= items.reduce(0) { $0 + $1.bytes.readableBytes }
             return takeWaitersIfRoom(&state)
         }
