@@ -64,6 +64,8 @@ let package = Package(
             pkgConfig: "libprotobuf-c",
             providers: [.apt(["libprotobuf-c-dev"])]
         ),
+        // glibc's mallopt, for the services' allocator tuning (PlatosService/MallocTuning.swift).
+        .systemLibrary(name: "CGlibcMalloc"),
         .target(
             name: "CPlatosProto",
             dependencies: ["CProtobufC"],
@@ -123,7 +125,7 @@ let package = Package(
         .target(
             name: "PlatosService",
             dependencies: [
-                "PlatosAuth", "PlatosRPC", "PlatosProto", "PlatosStorage",
+                "PlatosAuth", "PlatosRPC", "PlatosProto", "PlatosStorage", "CGlibcMalloc",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -16,6 +16,7 @@ import Histogram
 import PlatosAuth
 import PlatosProto
 import PlatosRPC
+import PlatosService
 import ThreadsService
 
 struct Options {
@@ -131,6 +132,7 @@ func ms(_ nanos: UInt64) -> String { String(format: "%.3f", Double(nanos) / 1_00
 
 func run() async throws {
     let options = try Options(Array(CommandLine.arguments.dropFirst()))
+    MallocTuning.keepFreedMemory()  // as platos-threads does at start-up
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("platos-bench-threads-\(UUID().uuidString)")
     defer { try? FileManager.default.removeItem(at: dir) }
     let store = try SQLiteThreadsStore.open(path: dir.appendingPathComponent("threads.sqlite").path)

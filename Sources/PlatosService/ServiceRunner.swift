@@ -41,9 +41,11 @@ public enum ServiceRunner {
         try await group.run()
     }
 
-    /// Call first thing after parsing the options, before opening stores or clients: sets up
-    /// metrics (instruments made before this record nothing) and returns the process's logger.
+    /// Call first thing after parsing the options, before opening stores or clients: tunes the
+    /// allocator (``MallocTuning``), sets up metrics (instruments made before this record
+    /// nothing) and returns the process's logger.
     public static func bootstrap(_ options: ServiceOptions) -> Logger {
+        MallocTuning.keepFreedMemory()
         _ = metricsRegistry
         return logger(options)
     }
