@@ -12,7 +12,8 @@ import ServiceLifecycle
 /// (`/metrics`, `/healthz`) on the admin port, prints one readiness line
 /// (`READY platos-<name> rpc=<host>:<port> admin=<host>:<adminPort>`, for scripts and
 /// end-to-end tests), and drains gracefully on SIGTERM or SIGINT: the RPC server first (while
-/// `/healthz` answers 503), then the admin server.
+/// `/healthz` answers 503), then the admin server. Under `platos dev`, it also stops when
+/// `platos dev` is gone (``ParentWatch``).
 public enum ServiceRunner {
     public static func run(options: ServiceOptions, router: RPCRouter, logger: Logger) async throws {
         let registry = metricsRegistry
@@ -35,6 +36,8 @@ public enum ServiceRunner {
             Data(
                 ("READY platos-\(options.name) rpc=\(options.host):\(rpcAddress.port ?? options.port)"
                     + " admin=\(options.host):\(adminAddress.port ?? options.adminPort)\n").utf8))
+        let parentWatch = ParentWatch.start(environment: ProcessInfo.processInfo.environment, logger: logger)
+        defer { parentWatch?.cancel() }
         // Shut down in reverse order: the RPC server drains first, /healthz says 503 meanwhile.
         let group = ServiceGroup(
             configuration: .init(services: [admin, server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

@@ -184,6 +184,36 @@ import Testing
         }
     }
 
+    /// `platos dev` killed outright, with no chance to stop its children: each child sees that its
+    /// parent is gone and drains and exits by itself, freeing its port and database.
+    @Test func childrenStopWhenPlatosDevIsKilled() async throws {
+        let dev = try await DevProcess()
+        var children: [Int32] = []
+        for service in ["registry", "memory", "threads", "gateway"] {
+            children.append(try #require(dev.pid(of: service), "no pid reported for platos-\(service)"))
+        }
+        kill(dev.process.processIdentifier, SIGKILL)
+        dev.process.waitUntilExit()
+
+        let deadline = ContinuousClock.now + .seconds(30)
+        while children.contains(where: Self.isRunning), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let survivors = children.filter(Self.isRunning)
+        #expect(survivors.isEmpty, "children still running after platos dev was killed: \(survivors)")
+        for pid in survivors { kill(pid, SIGKILL) }
+    }
+
+    /// Whether `pid` is a live process. An exited child that nobody has reaped yet (a zombie of
+    /// whichever process adopted it) has stopped.
+    static func isRunning(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let endOfName = stat.lastIndex(of: ")"),
+            let state = stat[endOfName...].dropFirst(2).first
+        else { return false }
+        return state != "Z" && state != "X"
+    }
+
     /// A child that dies is reported and restarted on the same port; the gateway reaches it again.
     @Test func aCrashedChildIsRestarted() async throws {
         let dev = try await DevProcess()

@@ -50,6 +50,9 @@ final class SupervisedProcess: Sendable {
         process.standardError = log
         var environment = ProcessInfo.processInfo.environment
         environment["PLATOS_LOG_LEVEL"] = environment["PLATOS_LOG_LEVEL"] ?? "info"
+        // The child stops by itself if this process dies without stopping it (PlatosService's
+        // ParentWatch).
+        environment["PLATOS_PARENT_PID"] = String(getpid())
         process.environment = environment
         state.withLock {
             if let arguments { $0.arguments = arguments }
