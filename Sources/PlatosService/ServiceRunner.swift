@@ -86,19 +86,25 @@ public enum ServiceRunner {
 }
 
 extension ServiceRunner {
-    /// `platos-<name> health [--host H] [--port P]`: asks the process listening there for
-    /// `health.check` and exits 0 when it is SERVING, 1 otherwise. Container health checks use it.
+    /// `platos-<name> health [--host H] [--port P] [--config F]`: asks the process listening there
+    /// for `health.check` and exits 0 when it is SERVING, 1 otherwise. The address is resolved as
+    /// the service resolves its own (flags, environment, config file). Container health checks
+    /// use it.
     /// Returns without doing anything when the arguments are not a health check.
     public static func runHealthCheckIfAsked(_ kind: ServiceKind, arguments: [String] = Array(CommandLine.arguments.dropFirst())) async {
         guard arguments.first == "health" else { return }
         let name = kind.rawValue
-        var host = "127.0.0.1"
-        var port = kind.defaultPort
-        var it = arguments.dropFirst().makeIterator()
-        while let arg = it.next() {
-            if arg == "--host", let value = it.next() { host = value }
-            if arg == "--port", let value = it.next().flatMap({ Int($0) }) { port = value }
+        // The address comes from the same places as the service's own: flags, then the
+        // environment, then the config file (`--config` or PLATOS_CONFIG).
+        let options: ServiceOptions
+        do {
+            options = try ServiceOptions.parse(kind, arguments: Array(arguments.dropFirst()))
+        } catch {
+            exitWithUsage(error, name: name)
         }
+        // A service bound to every interface is reached on loopback.
+        let host = ["0.0.0.0", "::", "[::]"].contains(options.host) ? "127.0.0.1" : options.host
+        let port = options.port
         let pool = RPCConnectionPool(host: host, port: port)
         let client = RPCClient(transport: pool, defaultTimeout: .seconds(3))
         let serving = (try? await client.call(V1.HealthService.check, V1.HealthCheckRequest()))?.status == .serving

@@ -58,4 +58,39 @@ import Testing
         #expect(resolved.principal?.scope == Self.scope)
         #expect(await registry.stop() == 0)
     }
+
+    /// `platos-registry health` finds the service where the service itself would look: the port in
+    /// the config file, overridden by the environment and then by a flag.
+    @Test func theHealthCommandReadsTheSameConfiguration() async throws {
+        let dataDir = ServiceProcess.temporaryDataDirectory()
+        let registry = try await ServiceProcess("registry", dataDir: dataDir)
+        let config = dataDir + "/platos.toml"
+        try "[registry]\nport = \(registry.port)\n".write(toFile: config, atomically: true, encoding: .utf8)
+
+        func health(_ arguments: [String], environment extra: [String: String] = [:]) throws -> (Int32, String) {
+            let run = Process()
+            run.executableURL = ServiceProcess.binDirectory.appendingPathComponent("platos-registry")
+            run.arguments = ["health"] + arguments
+            var environment = ProcessInfo.processInfo.environment
+            for key in environment.keys where key.hasPrefix("PLATOS_") { environment.removeValue(forKey: key) }
+            run.environment = environment.merging(extra) { _, new in new }
+            let out = Pipe()
+            run.standardOutput = out
+            try run.run()
+            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            run.waitUntilExit()
+            return (run.terminationStatus, text)
+        }
+
+        let fromFile = try health(["--config", config])
+        #expect(fromFile.0 == 0, "\(fromFile.1)")
+        #expect(fromFile.1.contains("127.0.0.1:\(registry.port): SERVING"))
+        #expect(try health([], environment: ["PLATOS_CONFIG": config]).0 == 0)
+        // A free port named by the environment wins over the file, and nobody answers there.
+        let unused = try health(["--config", config], environment: ["PLATOS_REGISTRY_PORT": "1"])
+        #expect(unused.0 == 1)
+        #expect(unused.1.contains("127.0.0.1:1: NOT SERVING"))
+        #expect(try health(["--config", config, "--port", "\(registry.port)"], environment: ["PLATOS_REGISTRY_PORT": "1"]).0 == 0)
+        #expect(await registry.stop() == 0)
+    }
 }
