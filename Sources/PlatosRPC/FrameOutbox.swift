@@ -15,8 +15,10 @@ final class FrameOutbox: Sendable {
         let ends: Bool
         /// A client's deadline for the call this request starts. Its timer is set when the frame
         /// is written, on the event loop: setting it from the caller's thread would wake the loop
-        /// a second time for every call.
-        var deadline: ContinuousClock.Instant? = nil
+        /// a second time for every call. An `NIODeadline` rather than a `ContinuousClock.Instant`,
+        /// whose layout is resilient: with one inside, every copy of an item went through value
+        /// witnesses and a runtime metadata lookup.
+        var deadline: NIODeadline? = nil
     }
 
     private struct State {

@@ -13,11 +13,23 @@ extension ProtoMessage {
         try withThreadArena { arena in
             let cMessage = try ProtoCStructWriter.build(self, in: arena)
             let size = protobuf_c_message_get_packed_size(cMessage)
-            return [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
-                count = protobuf_c_message_pack(cMessage, buffer.baseAddress)
+            guard size <= Self.packInArenaLimit else {
+                return [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+                    count = protobuf_c_message_pack(cMessage, buffer.baseAddress)
+                }
             }
+            // Packed in the arena and copied out. `init(unsafeUninitializedCapacity:)` runs the
+            // stdlib's unspecialised allocator, which looks the array's storage type up in the
+            // runtime's metadata cache on every call; copying a buffer into an array does not,
+            // and for a small message the lookup costs more than the copy.
+            let out = arena.allocate(max(size, 1)).assumingMemoryBound(to: UInt8.self)
+            let written = protobuf_c_message_pack(cMessage, out)
+            return [UInt8](UnsafeBufferPointer(start: out, count: written))
         }
     }
+
+    /// Above this size, ``serializedBytes()`` packs straight into the array instead.
+    @usableFromInline static var packInArenaLimit: Int { 16 * 1024 }
 
     /// Packs this value with protobuf-c and hands the bytes to `body` (valid only inside it).
     /// This is the zero-copy path for writers that own their output buffer.

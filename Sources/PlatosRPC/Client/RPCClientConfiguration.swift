@@ -4,8 +4,9 @@ public struct RPCClientConfiguration: Sendable {
     public var connections = 1
     public var connectTimeout: Duration = .seconds(2)
     public var maxFrameLength = 4 * 1024 * 1024
-    /// A PING is sent after this long without traffic; no PONG within `keepaliveTimeout` closes
-    /// the connection (and fails its calls with `UNAVAILABLE`).
+    /// A PING is sent after this long without reading anything from the server (what this side
+    /// writes proves nothing about the peer); no PONG within `keepaliveTimeout` closes the
+    /// connection (and fails its calls with `UNAVAILABLE`).
     public var keepaliveInterval: Duration = .seconds(30)
     public var keepaliveTimeout: Duration = .seconds(10)
     /// Reconnect backoff: exponential from `initialBackoff` to `maxBackoff`, ±`jitter` (a fraction).

@@ -58,11 +58,15 @@ public final class RPCConnection: Sendable {
 
     /// Writes queued frames and starts the deadline timers of the calls they start; on the loop.
     private func write(_ items: [FrameOutbox.Item]) {
+        // Through the pipeline's synchronous operations with the bytes already wrapped: the
+        // channel's generic `write` wrapped them in NIO's unspecialised code, which looked a type's
+        // metadata up in the runtime's cache for every frame.
+        let pipeline = channel.pipeline.syncOperations
         for item in items {
             if let deadline = item.deadline { attachTimer(item.callId, deadline: deadline) }
-            channel.write(item.bytes, promise: nil)
+            pipeline.write(NIOAny(item.bytes), promise: nil)
         }
-        channel.flush()
+        pipeline.flush()
     }
 
     /// Connects to `host:port`.
@@ -84,8 +88,10 @@ public final class RPCConnection: Sendable {
         let connection = RPCConnection(channel: channel, maxFrameLength: configuration.maxFrameLength, endpoint: endpoint)
         try await channel.eventLoop.submit {
             let sync = channel.pipeline.syncOperations
+            // Read idleness only: watching writes too (`allTimeout`) made IdleStateHandler
+            // allocate a promise and a callback for every frame written.
             try sync.addHandler(
-                IdleStateHandler(allTimeout: .nanoseconds(configuration.keepaliveInterval.nanoseconds)))
+                IdleStateHandler(readTimeout: .nanoseconds(configuration.keepaliveInterval.nanoseconds)))
             try sync.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameLength: configuration.maxFrameLength)))
             try sync.addHandler(
                 ClientConnectionHandler(connection: connection, keepaliveTimeout: configuration.keepaliveTimeout))
@@ -119,8 +125,8 @@ public final class RPCConnection: Sendable {
         }
     }
 
-    private func attachTimer(_ id: UInt64, deadline: ContinuousClock.Instant) {
-        let timer = channel.eventLoop.scheduleTask(in: .nanoseconds((deadline - .now).nanoseconds)) { [self] in
+    private func attachTimer(_ id: UInt64, deadline: NIODeadline) {
+        let timer = channel.eventLoop.scheduleTask(deadline: deadline) { [self] in
             fail(id, RPCError(.deadlineExceeded, "deadline exceeded waiting for \(endpoint)"), cancelOnServer: true)
         }
         let stillPending = state.withLockedValue { state -> Bool in
@@ -173,7 +179,7 @@ public final class RPCConnection: Sendable {
                     fail(id, RPCRouter.status(for: error), cancelOnServer: false)
                     return
                 }
-                outbox.enqueue(.init(callId: id, bytes: bytes, ends: false, deadline: deadline))
+                outbox.enqueue(.init(callId: id, bytes: bytes, ends: false, deadline: deadline.map(NIODeadline.init)))
                 if Task.isCancelled { fail(id, RPCError(.cancelled, "the call was cancelled"), cancelOnServer: true) }
             }
         } onCancel: {
@@ -200,7 +206,7 @@ public final class RPCConnection: Sendable {
         }
         do {
             let bytes = try requestFrame(id, method, payload, metadata, deadline)
-            outbox.enqueue(.init(callId: id, bytes: bytes, ends: false, deadline: deadline))
+            outbox.enqueue(.init(callId: id, bytes: bytes, ends: false, deadline: deadline.map(NIODeadline.init)))
         } catch {
             fail(id, RPCRouter.status(for: error), cancelOnServer: false)
         }
@@ -325,5 +331,12 @@ final class ClientConnectionHandler: ChannelInboundHandler {
             connection.closed("no PONG within the keepalive timeout")
             channel.close(promise: nil)
         }
+    }
+}
+
+extension NIODeadline {
+    /// The same moment on NIO's clock, by its distance from now (the two clocks' origins differ).
+    init(_ instant: ContinuousClock.Instant) {
+        self = .now() + .nanoseconds((instant - .now).nanoseconds)
     }
 }
