@@ -104,8 +104,8 @@ struct SwiftEmitter {
         out += "    /// `\(fullName)`\n"
         out += "    public struct \(swiftName): ProtoMessage {\n"
         // No initial values on the stored properties: every initializer below sets each field
-        // exactly once, so `init(fields:)` builds the value in place instead of overwriting
-        // defaults (which cost a copy and a destroy of the whole struct per decode).
+        // exactly once (the defaults live in `init()` and in the memberwise initializer's
+        // parameters), so no initializer first stores a default and then overwrites it.
         for f in fields {
             out += "        public var \(f.swiftName): \(f.swiftType)\n"
         }
