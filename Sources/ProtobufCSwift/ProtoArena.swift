@@ -10,7 +10,7 @@ import Musl
 ///
 /// Building a protobuf-c struct from Swift, and unpacking one with protobuf-c, both need many
 /// small allocations (every string, every repeated array, every nested message). Taking them all
-/// from one reusable block and dropping them together with ``reset()`` is what keeps the bridge
+/// from one reusable block and dropping them together with ``Cursor/reset()`` is what keeps the bridge
 /// close to the speed of raw protobuf-c: nothing is allocated per field, and nothing needs
 /// `free_unpacked`, because everything an unpack allocated belongs to the arena.
 ///
@@ -28,7 +28,7 @@ final class ProtoArena {
         @usableFromInline var current: UnsafeMutableRawPointer
         @usableFromInline var used: Int
         @usableFromInline var capacity: Int
-        /// The reusable first chunk, and its size: what ``reset()`` returns to.
+        /// The reusable first chunk, and its size: what a reset returns to.
         @usableFromInline let first: UnsafeMutableRawPointer
         @usableFromInline let chunkSize: Int
         /// Set once a chunk beyond the first was allocated, so a reset must free it.
