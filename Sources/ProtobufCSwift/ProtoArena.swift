@@ -10,8 +10,8 @@ import Musl
 ///
 /// Building a protobuf-c struct from Swift, and unpacking one with protobuf-c, both need many
 /// small allocations (every string, every repeated array, every nested message). Taking them all
-/// from one reusable block and dropping them together with ``Cursor/reset()`` is what keeps the bridge
-/// close to the speed of raw protobuf-c: nothing is allocated per field, and nothing needs
+/// from one reusable block and dropping them together with ``Cursor/reset()`` is what keeps the
+/// bridge close to the speed of raw protobuf-c: nothing is allocated per field, and nothing needs
 /// `free_unpacked`, because everything an unpack allocated belongs to the arena.
 ///
 /// The conversions never touch this class: they work through a ``Cursor``, a plain pointer to the
