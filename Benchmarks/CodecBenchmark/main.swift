@@ -113,7 +113,8 @@ if CommandLine.arguments.contains("--profile-swift") {
     print(rate(runs: 3, duration: 1, swiftRoundTrips(request(smallContent))))
     exit(0)
 }
-for (flag, side) in [("--count-swift", swiftRoundTrips(request(smallContent))), ("--count-c", cRoundTrips(smallContent))] {
+let countedSides = [("--count-swift", swiftRoundTrips(request(smallContent))), ("--count-c", cRoundTrips(smallContent))]
+for (flag, side) in countedSides {
     if let i = CommandLine.arguments.firstIndex(of: flag), i + 1 < CommandLine.arguments.count,
         let count = Int(CommandLine.arguments[i + 1])
     {

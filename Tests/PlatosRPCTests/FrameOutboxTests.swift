@@ -41,7 +41,8 @@ import Testing
             // A write that synchronously queues more (as a failing write can): enough to reach
             // the eager size, which must still not be written inside this drain.
             if items.first?.callId == 1 {
-                for id in 100..<(100 + UInt64(FrameOutbox.eagerBatch)) { outboxBox.withLockedValue { $0 }?.enqueue(Self.item(id)) }
+                let outbox = outboxBox.withLockedValue { $0 }
+                for id in 100..<(100 + UInt64(FrameOutbox.eagerBatch)) { outbox?.enqueue(Self.item(id)) }
             }
         }
         outboxBox.withLockedValue { $0 = outbox }
