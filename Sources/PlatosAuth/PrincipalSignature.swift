@@ -72,10 +72,7 @@ public struct PrincipalSigner: Sendable {
         try checkAge(issuedMs: issuedMs, nowMs: nowMs)
         let principalBytes = bytes.withUnsafeBytes { Array($0) }
         let expected = self.mac(method, issuedText, principalBytes)
-        // Constant time: how much of a forged MAC was right must not show in the timing.
-        guard mac.count == expected.count,
-            mac.withUnsafeBytes({ zip($0, expected).reduce(0) { $0 | ($1.0 ^ $1.1) } }) == 0
-        else {
+        guard ConstantTime.equal(mac, expected) else {
             throw RPCError(.unauthenticated, "invalid principal signature")
         }
         let principal: V1.Principal

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import PlatosAuth
 
 /// Identifiers and token secrets. Ids are random, prefixed by kind (`agt_`, `cl_`, `tok_`), so a
 /// person reading a log line knows what an id names, and ids leak nothing about order or count.
@@ -40,14 +41,9 @@ struct TokenSecret {
         return "tok_\(id)"
     }
 
-    /// Whether `text` hashes to `storedHash`, compared in constant time: how much of a guess was
-    /// right must not show in the timing.
+    /// Whether `text` hashes to `storedHash`, compared in constant time.
     static func matches(_ text: String, storedHash: Data) -> Bool {
-        let fresh = SHA256.hash(data: Array(text.utf8))
-        guard storedHash.count == SHA256.byteCount else { return false }
-        return storedHash.withUnsafeBytes { stored in
-            fresh.withUnsafeBytes { fresh in zip(stored, fresh).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0 }
-        }
+        ConstantTime.equal(storedHash, SHA256.hash(data: Array(text.utf8)))
     }
 
     static func hash(_ text: String) -> Data {
