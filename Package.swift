@@ -230,7 +230,9 @@ let package = Package(
         ),
         .executableTarget(
             name: "ThreadsBenchmark",
-            dependencies: serviceDependencies + ["ThreadsService", .product(name: "Histogram", package: "hdrhistogram-swift")],
+            dependencies: serviceDependencies + [
+                "ThreadsService", "BenchmarkSupport", .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
             path: "Benchmarks/ThreadsBenchmark", swiftSettings: swiftSettings
         ),
 

@@ -11,6 +11,7 @@
 //   list    N callers list 50 messages of a random thread                → p50/p99 latency
 //   tasks   N spawner/worker pairs: spawn → claim → complete, in a loop  → round trips/s
 // Ends with the three RESULT lines scripts/bench-threads.sh passes on.
+import BenchmarkSupport
 import Foundation
 import Histogram
 import PlatosAuth
@@ -29,22 +30,17 @@ struct Options {
     init(_ arguments: [String]) throws {
         var it = arguments.makeIterator()
         while let flag = it.next() {
-            guard let value = it.next() else { throw ServiceBenchError("\(flag) needs a value") }
+            guard let value = it.next() else { throw BenchmarkFailure("\(flag) needs a value") }
             switch flag {
             case "--seconds": seconds = Double(value) ?? seconds
             case "--warmup": warmup = Double(value) ?? warmup
             case "--callers": callers = Int(value) ?? callers
             case "--threads": threads = Int(value) ?? threads
             case "--transport": tcp = value != "in-process"
-            default: throw ServiceBenchError("unknown flag \(flag)")
+            default: throw BenchmarkFailure("unknown flag \(flag)")
             }
         }
     }
-}
-
-struct ServiceBenchError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }
 
 let scope = V1.Scope(org: "bench", project: "threads", env: "dev")
@@ -199,7 +195,7 @@ func run() async throws {
         _ = try await poster.call(
             V1.TasksService.spawn, V1.SpawnTaskRequest(targetAgent: "worker_\(i)", prompt: "work", threadId: threadId))
         guard let task = try await workers[i].call(V1.TasksService.claim, V1.ClaimTaskRequest(waitMs: 1_000)).task else {
-            throw ServiceBenchError("claim found nothing")
+            throw BenchmarkFailure("claim found nothing")
         }
         _ = try await workers[i].call(
             V1.TasksService.complete, V1.CompleteTaskRequest(taskId: task.id, leaseId: task.leaseId, result: "done"))
