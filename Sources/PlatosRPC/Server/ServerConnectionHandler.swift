@@ -8,9 +8,9 @@ import PlatosWire
 ///
 /// Everything here runs on the connection's event loop. Each handler runs in a task of its own
 /// (on the same loop by default, see ``EventLoopTaskExecutor``) and hands its encoded response
-/// back through a ``FrameOutbox``. The
-/// loop is the single place that decides a call's fate: the first of "response written",
-/// "deadline passed", "client cancelled" and "connection closed" wins, the rest are dropped.
+/// back through a ``FrameOutbox``. The loop is the single place that decides a call's fate: the
+/// first of "response written", "deadline passed", "client cancelled" and "connection closed"
+/// wins, the rest are dropped.
 final class ServerConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = V1.Frame
     typealias OutboundOut = ByteBuffer
