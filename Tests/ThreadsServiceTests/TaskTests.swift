@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import PlatosProto
 import PlatosRPC
 import Testing
@@ -133,6 +134,29 @@ struct TaskTests {
             #expect(task.state == expected)
         }
         #expect(try await claim(h) == nil)
+    }
+
+    @Test func theEventLogDropsEntriesPastItsRetentionAndOnlyThose() async throws {
+        let h = try H()
+        let thread = try await h.createThread(H.chat)
+        let first = try await spawn(h, thread.id)
+        h.clock.advance(ms: 30 * 60_000)
+        let second = try await spawn(h, thread.id)
+        let log = try DatabaseQueue(path: h.databasePath)
+        func loggedTasks() throws -> [String] {
+            try log.read { db in try String.fetchAll(db, sql: "SELECT task_id FROM task_events ORDER BY seq") }
+        }
+        #expect(try loggedTasks() == [first.id, second.id])
+
+        // 61 minutes after the first spawn: its entry is past the hour, the second's is not.
+        h.clock.advance(ms: 31 * 60_000)
+        _ = try await h.service.reapExpiredLeases()
+        #expect(try loggedTasks() == [second.id])
+
+        // Every entry past the hour: the log empties.
+        h.clock.advance(ms: 30 * 60_000)
+        _ = try await h.service.reapExpiredLeases()
+        #expect(try loggedTasks() == [])
     }
 
     @Test func aLongPollingClaimIsWokenBySpawn() async throws {

@@ -43,8 +43,11 @@ extension SQLiteThreadsStore {
 
     // The statements of the task round trip, built once rather than on every call: the statement
     // cache is keyed by the SQL text, which was rebuilt and rehashed each time.
+    // Lapsed leases are few (the reaper requeues them too), so the lookup goes through the small
+    // index of running tasks by expiry; left to itself the planner would walk every task of the
+    // cluster.
     private static let lapsedLeasesSQL = """
-        SELECT \(V1.Task.columns) FROM tasks k
+        SELECT \(V1.Task.columns) FROM tasks k INDEXED BY tasks_running
         WHERE k.target_agent_id = ? AND k.state = \(V1.TaskState.running.protoValue)
             AND k.lease_expires_at <= ? AND \(ThreadAccess.taskVisible("k"))
         """
@@ -323,8 +326,18 @@ extension SQLiteThreadsStore {
                 try task.save(db, access: ThreadAccess(scope: scope, agentId: "", clusterId: task.clusterId))
                 changed.append(task)
             }
-            try db.cachedStatement(sql: "DELETE FROM task_events WHERE created_at < ?")
-                .execute(arguments: [now - Self.eventRetentionMs])
+            // seq grows with commit time, so the old entries are a prefix of the log: find where
+            // it ends by reading from the start (only the entries about to go, plus one), with no
+            // index on age for every event to maintain. Timestamps come from the handlers and can
+            // be out of order by the writer's queueing time; an entry that close to the line goes
+            // on the next pass.
+            try db.cachedStatement(
+                sql: """
+                    DELETE FROM task_events WHERE seq < coalesce(
+                        (SELECT seq FROM task_events WHERE created_at >= ? ORDER BY seq LIMIT 1),
+                        (SELECT max(seq) + 1 FROM task_events))
+                    """
+            ).execute(arguments: [now - Self.eventRetentionMs])
             return changed
         }
     }

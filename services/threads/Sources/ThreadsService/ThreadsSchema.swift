@@ -96,5 +96,24 @@ public enum ThreadsSchema {
                     CREATE INDEX task_events_by_age ON task_events(created_at);
                     """)
         }
+        migrator.registerMigration("v2 partial task queue and lease indexes, no event age index") { db in
+            // v1 indexed every task ever spawned by state, so each state change moved an entry
+            // within indexes that only grow, and every round trip dirtied pages scattered over
+            // them. Only queued tasks are looked up by queue position, and only running ones by
+            // lease expiry: as partial indexes these hold the live tasks alone (a few pages),
+            // spawn → claim → complete touches each once, and finished tasks leave them.
+            // The literals are the wire values of TaskState (queued 1, running 2), which never
+            // change; the queries repeat them as literals, so SQLite can use these indexes.
+            // task_events is pruned by seq (it grows with time), so it needs no index on age.
+            try db.execute(
+                sql: """
+                    DROP INDEX tasks_queue;
+                    DROP INDEX tasks_leases;
+                    DROP INDEX task_events_by_age;
+                    CREATE INDEX tasks_queued
+                        ON tasks(org, project, env, cluster_id, target_agent_id, created_at) WHERE state = 1;
+                    CREATE INDEX tasks_running ON tasks(lease_expires_at) WHERE state = 2;
+                    """)
+        }
     }
 }
