@@ -164,9 +164,20 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         let job = ServerCallJob(
             handler: handler, payload: payload, context: serverContext, outbox: outbox,
             maxFrameLength: maxFrameLength, metrics: metrics, logger: logger)
-        let task = Task(executorPreference: handlerExecutor) { await job.run() }
-        call.task = task
+        // In the table before the handler starts: a handler that starts inline below can finish,
+        // and its final frame be written (which removes the call), before its task is returned.
         calls[callId] = call
+        let task: Task<Void, Never>
+        if let handlerExecutor {
+            // Already on the handler's executor (this loop): start the handler here, now, rather
+            // than queue a job behind the loop's other work for the next tick. It runs until its
+            // first suspension (a database or downstream call); a handler that never suspends
+            // answers within this read.
+            task = Task.immediate(executorPreference: handlerExecutor) { await job.run() }
+        } else {
+            task = Task { await job.run() }
+        }
+        calls[callId]?.task = task
     }
 
     /// Writes what the outbox collected; runs on the event loop.
