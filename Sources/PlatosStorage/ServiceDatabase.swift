@@ -65,6 +65,7 @@ public final class ServiceDatabase: Sendable {
     }
 
     /// A write, batched with concurrent writes into one transaction; returns after the commit.
+    /// `body` may run twice (see ``GroupCommitWriter/submit(_:)``): no effects outside the database.
     public func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         try await writer.submit(body)
     }

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import PlatosStorage
+import Synchronization
 import Testing
 
 @Suite struct GroupCommitWriterTests {
@@ -38,6 +39,11 @@ import Testing
 
     struct Refused: Error {}
 
+    /// How many times write bodies ran, from any thread.
+    final class RunCounter: Sendable {
+        let count = Atomic<Int>(0)
+    }
+
     @Test func aWriteThatThrowsAfterWritingLeavesNothingAndItsNeighboursKeepTheirs() async throws {
         let db = try Self.database()
         let outcomes = await withTaskGroup(of: (Int, Bool).self) { group in
@@ -61,6 +67,37 @@ import Testing
         for (i, succeeded) in outcomes { #expect(succeeded == (i % 3 != 0)) }
         let names = try await db.read { try Set(String.fetchAll($0, sql: "SELECT name FROM item")) }
         #expect(names == Set((0..<100).filter { $0 % 3 != 0 }.map { "n\($0)" }))
+    }
+
+    @Test func writesThatFailBeforeChangingAnythingRunOnceAndTheirBatchIsNotRunAgain() async throws {
+        let db = try Self.database()
+        let runs = RunCounter()
+        let succeeded = await withTaskGroup(of: Bool.self) { group in
+            for i in 0..<300 {
+                group.addTask {
+                    do {
+                        try await db.write { db in
+                            runs.count.add(1, ordering: .relaxed)
+                            // Every 4th write finds nothing to change and refuses, as a lookup of
+                            // a missing row does; every 5th fails on the unique name. Neither
+                            // leaves anything to undo, so no batch needs a second run.
+                            if i % 4 == 0 { throw Refused() }
+                            let name = i % 5 == 0 ? "dup" : "n\(i)"
+                            try db.execute(sql: "INSERT INTO item (name) VALUES (?)", arguments: [name])
+                        }
+                        return true
+                    } catch {
+                        return false
+                    }
+                }
+            }
+            return await group.reduce(into: 0) { $0 += $1 ? 1 : 0 }
+        }
+        #expect(runs.count.load(ordering: .relaxed) == 300)
+        // 225 not refused; of those, the 45 multiples of 5 share "dup" and one of them gets it.
+        #expect(succeeded == 225 - 45 + 1)
+        let count = try await db.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM item") ?? 0 }
+        #expect(count == succeeded)
     }
 
     @Test func aWriteReturnsItsValueAfterCommit() async throws {
