@@ -71,6 +71,7 @@ public final class GroupCommitWriter: Sendable {
     private let thread: DispatchQueue
     private let batchSize: Recorder
     private let commits: Counter
+    private let reruns: Counter
 
     init(pool: DatabasePool, label: String, afterCommit: @escaping @Sendable () -> Void) {
         self.pool = pool
@@ -78,6 +79,7 @@ public final class GroupCommitWriter: Sendable {
         thread = DispatchQueue(label: "platos.db.writer.\(label)")
         batchSize = Recorder(label: "db_commit_batch_size", dimensions: [("database", label)], aggregate: true)
         commits = Counter(label: "db_commits_total", dimensions: [("database", label)])
+        reruns = Counter(label: "db_batch_reruns_total", dimensions: [("database", label)])
     }
 
     /// Queues `body` for the next batch and returns its result once that batch has committed.
@@ -115,6 +117,7 @@ public final class GroupCommitWriter: Sendable {
                 try pool.writeWithoutTransaction { db in
                     if !careful {
                         if try runAtOnce(batch, db) { return }
+                        reruns.increment()
                         state.withLockedValue { $0.carefulBatches = Self.carefulBatchesAfterRerun }
                     }
                     try runWithSavepoints(batch, db)
