@@ -1,5 +1,6 @@
 import GRDB
 import PlatosProto
+import PlatosStorage
 
 extension SQLiteMemoryStore {
     /// Inserts many memories in one transaction (through the writer, like every write): for
@@ -38,7 +39,7 @@ extension SQLiteMemoryStore {
     static func prepare(_ memory: NewMemory) -> PreparedInsert {
         let tags = MemoryValidation.distinct(memory.tags)
         let item = V1.MemoryItem(
-            id: newId(), ownerKind: memory.scope.owner.kind, ownerId: memory.scope.owner.id,
+            id: ResourceID.make("mem"), ownerKind: memory.scope.owner.kind, ownerId: memory.scope.owner.id,
             authorAgentId: memory.authorAgentId, userId: memory.scope.userId, content: memory.content, tags: tags,
             metadata: memory.metadata, visibility: memory.visibility, version: 1, createdAtUnixMs: memory.nowMs,
             updatedAtUnixMs: memory.nowMs, expiresAtUnixMs: memory.expiresAtUnixMs)

@@ -22,31 +22,6 @@ public final class SQLiteMemoryStore: MemoryStore {
         return SQLiteMemoryStore(database: database)
     }
 
-    /// `mem_` + 12 hex digits of the creation time in milliseconds + 20 random hex digits (80
-    /// bits). Time first, so ids made together sort together: the `id` index and history's
-    /// `(memory_id, seq)` index grow at their right edge, and a group commit of 64 writes dirties
-    /// a couple of their pages instead of up to one page per write (with random UUIDs, two of
-    /// the five random-keyed indexes a write touches). Interleaved A/B, 64 writers: 3.3k → 3.5k
-    /// acknowledged writes/s. Still unguessable; every read checks scope anyway.
-    static func newId(nowMs: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) -> String {
-        var generator = SystemRandomNumberGenerator()
-        let random = generator.next() as UInt64
-        let moreRandom = generator.next() as UInt16
-        var out = Array("mem_".utf8)
-        out.reserveCapacity(36)
-        appendHex(UInt64(bitPattern: nowMs), digits: 12, to: &out)
-        appendHex(random, digits: 16, to: &out)
-        appendHex(UInt64(moreRandom), digits: 4, to: &out)
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    private static func appendHex(_ value: UInt64, digits: Int, to out: inout [UInt8]) {
-        let hex = Array("0123456789abcdef".utf8)
-        for shift in stride(from: (digits - 1) * 4, through: 0, by: -4) {
-            out.append(hex[Int((value >> UInt64(shift)) & 0xF)])
-        }
-    }
-
     // MARK: write
 
     public func write(_ memory: NewMemory) async throws -> (item: V1.MemoryItem, replayed: Bool) {

@@ -1,5 +1,6 @@
 import GRDB
 import PlatosProto
+import PlatosStorage
 
 extension SQLiteThreadsStore {
     public func postMessage(_ draft: MessageDraft, access: ThreadAccess, now: Int64) async throws -> V1.Message {

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import PlatosProto
 import PlatosRPC
+import PlatosStorage
 
 extension SQLiteThreadsStore {
     public func spawnTask(_ draft: TaskDraft, access: ThreadAccess, now: Int64) async throws -> V1.Task {

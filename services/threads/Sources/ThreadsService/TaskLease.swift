@@ -1,5 +1,6 @@
 import PlatosProto
 import PlatosRPC
+import PlatosStorage
 
 /// How long a worker's lease on a task lasts, and how many leases a task may lose before it is
 /// given up as `EXPIRED`.

@@ -1,8 +1,7 @@
+import PlatosStorage
 import Testing
 
-@testable import ThreadsService
-
-/// Thread, message, task and lease ids: time first (so the id indexes grow at one edge), random
+/// Memory, thread, message, task and lease ids: time first (so the id indexes grow at one edge), random
 /// after (unguessable).
 @Suite struct ResourceIDTests {
     @Test func laterIdsSortAfterEarlierOnes() {
