@@ -1,8 +1,8 @@
 import PlatosStorage
 import Testing
 
-/// Memory, thread, message, task and lease ids: time first (so the id indexes grow at one edge), random
-/// after (unguessable).
+/// Memory, thread, message, task and lease ids: time first (so the id indexes grow at one edge),
+/// random after (unguessable).
 @Suite struct ResourceIDTests {
     @Test func laterIdsSortAfterEarlierOnes() {
         let times: [UInt64] = [0, 1, 31, 32, 1_700_000_000_000, 1_700_000_000_001, 1_800_000_000_000, (1 << 50) - 1]
