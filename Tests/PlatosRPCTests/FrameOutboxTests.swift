@@ -52,5 +52,6 @@ import Testing
         let expected: [UInt64] = [1, 2] + Array(100..<(100 + UInt64(FrameOutbox.eagerBatch)))
         #expect(recorder.written == expected)
         #expect(recorder.batches.withLockedValue { $0.count } == 2)
+        outboxBox.withLockedValue { $0 = nil }  // the drain closure holds the box: break the cycle
     }
 }

@@ -14,6 +14,8 @@ public final class RPCConnectionPool: RPCTransport {
         case empty(attempt: Int, retryAt: ContinuousClock.Instant)
         case connecting(EventLoopFuture<RPCConnection>)
         case ready(RPCConnection)
+        /// The pool was closed: no calls, no connections, for good.
+        case closed
     }
 
     public let host: String
@@ -78,6 +80,8 @@ public final class RPCConnectionPool: RPCTransport {
                 attempt = tried
             case .ready:
                 attempt = 0
+            case .closed:
+                return .fail(RPCError(.unavailable, "the connection pool for \(host):\(port) is closed"))
             }
             let future = startConnect(index: index, attempt: attempt)
             slots[index] = .connecting(future)
@@ -105,12 +109,18 @@ public final class RPCConnectionPool: RPCTransport {
             try await RPCConnection.connect(host: host, port: port, configuration: configuration, group: loop)
         }
         promise.futureResult.whenComplete { [slots] result in
-            slots.withLockedValue { slots in
+            let closedMeanwhile = slots.withLockedValue { slots -> Bool in
+                if case .closed = slots[index] { return true }
                 switch result {
                 case .success(let connection): slots[index] = .ready(connection)
                 case .failure:
                     slots[index] = .empty(attempt: attempt + 1, retryAt: .now + configuration.backoff(attempt: attempt))
                 }
+                return false
+            }
+            // Connected after the pool was closed: nobody will use or close this connection.
+            if closedMeanwhile, case .success(let connection) = result {
+                connection.channel.close(promise: nil)
             }
         }
         return promise.futureResult
@@ -144,10 +154,12 @@ public final class RPCConnectionPool: RPCTransport {
         return AsyncThrowingStream(unfolding: { try await box.next() })
     }
 
-    /// Closes every connection; calls still waiting fail with `UNAVAILABLE`.
+    /// Closes every connection, for good: calls still waiting fail with `UNAVAILABLE`, and so does
+    /// every later call, retries included (a retry must not open a connection nobody closes). A
+    /// connection still being made is closed as soon as it is up.
     public func close() async {
         let connections = slots.withLockedValue { slots -> [RPCConnection] in
-            defer { slots = slots.map { _ in .empty(attempt: 0, retryAt: .now) } }
+            defer { slots = slots.map { _ in .closed } }
             return slots.compactMap { if case .ready(let c) = $0 { return c } else { return nil } }
         }
         for connection in connections { await connection.close() }

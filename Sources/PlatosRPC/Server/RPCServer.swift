@@ -10,6 +10,13 @@ final class ServerLifecycleState: Sendable {
     private let draining = NIOLockedValueBox(false)
     var isDraining: Bool { draining.withLockedValue { $0 } }
     func startDraining() { draining.withLockedValue { $0 = true } }
+
+    /// Connection handlers in memory: counted from their init to their deinit, so that a test
+    /// can tell that closed connections are freed and not only closed.
+    private let handlers = NIOLockedValueBox(0)
+    var liveHandlers: Int { handlers.withLockedValue { $0 } }
+    func handlerCreated() { handlers.withLockedValue { $0 += 1 } }
+    func handlerFreed() { handlers.withLockedValue { $0 -= 1 } }
 }
 
 /// A Platos RPC server: binds, serves a ``RPCRouter``'s methods on every connection, and shuts
@@ -78,6 +85,8 @@ public final class RPCServer: Service, Sendable {
 
     /// True once shutdown has begun: new calls are refused and `health.check` says NOT_SERVING.
     public var isDraining: Bool { lifecycle.isDraining }
+    /// Connection handlers still in memory (open connections, and closed ones not yet freed).
+    var liveConnectionHandlers: Int { lifecycle.liveHandlers }
 
     private func initialize(_ channel: any Channel) throws {
         let overLimit = state.withLockedValue { $0.connections.count >= configuration.maxConnections || $0.shutDown }

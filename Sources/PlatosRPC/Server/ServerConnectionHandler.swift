@@ -42,6 +42,11 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         self.lifecycle = lifecycle
         self.metrics = metrics
         self.logger = logger
+        lifecycle.handlerCreated()
+    }
+
+    deinit {
+        lifecycle.handlerFreed()
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -50,6 +55,16 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         outbox = FrameOutbox(eventLoop: context.eventLoop) { items in loopBound.value.write(items) }
         if configuration.handlersOnEventLoop { handlerExecutor = EventLoopTaskExecutor(eventLoop: context.eventLoop) }
+    }
+
+    /// The outbox's drain closure holds this handler, and this handler holds the outbox and its
+    /// context: let go of both when the pipeline lets go of the handler, or every closed
+    /// connection would keep its handler, outbox and context alive for good. A handler task
+    /// still finishing holds the outbox, and through it this handler, only until it returns.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        outbox?.close()
+        outbox = nil
+        self.context = nil
     }
 
     func channelActive(context: ChannelHandlerContext) {
