@@ -134,7 +134,9 @@ public final class RPCConnectionPool: RPCTransport {
             do {
                 let connection = try await connection()
                 return try await connection.unary(method: method.name, payload: payload, metadata: metadata, deadline: deadline)
-            } catch let error as RPCError where error.code == .unavailable && method.idempotent && attempt < configuration.maxRetries {
+            } catch let error as RPCError
+                where error.code == .unavailable && method.idempotent && attempt < configuration.maxRetries && !isClosed
+            {
                 let pause = configuration.backoff(attempt: attempt)
                 if let deadline, ContinuousClock.now + pause >= deadline { throw error }
                 attempt += 1
@@ -152,6 +154,15 @@ public final class RPCConnectionPool: RPCTransport {
                 method: method.name, payload: payload, metadata: metadata, deadline: deadline)
         }
         return AsyncThrowingStream(unfolding: { try await box.next() })
+    }
+
+    /// True after ``close()``, which closes every slot at once. A closed pool's `UNAVAILABLE` is
+    /// final: retrying it would only wait out the backoff.
+    private var isClosed: Bool {
+        slots.withLockedValue { slots in
+            if case .closed = slots[0] { return true }
+            return false
+        }
     }
 
     /// Closes every connection, for good: calls still waiting fail with `UNAVAILABLE`, and so does
