@@ -1,7 +1,7 @@
 import Foundation
 import NIOConcurrencyHelpers
 import PlatosProto
-import PlatosRPC
+@testable import PlatosRPC
 import Testing
 
 /// Abuse of a server must not disturb a well-behaved client on another connection.
@@ -103,6 +103,63 @@ import Testing
         }
         #expect(errors == 0)
         #expect(ok >= 10)
+        await server.shutdownGracefully()
+    }
+
+    /// The partial-frame clock is per frame: a connection whose reads keep ending mid-frame, each
+    /// frame completing well within the timeout, stays open for many timeouts' worth of time.
+    @Test func framesThatKeepArrivingInPiecesAreNotMistakenForAStall() async throws {
+        let (server, port) = try await startServer(TestRouter.make(Observations())) {
+            $0.partialFrameTimeout = .milliseconds(300)
+        }
+        let socket = try RawSocket(port: port)
+        let frames = (1...8).map { id in
+            RawSocket.encode(V1.Frame(
+                callId: UInt64(id), kind: .request, method: "memory.get",
+                payload: try! V1.GetMemoryRequest(memoryId: "m\(id)").serializedBytes()))
+        }
+        // Each send ends half-way through a frame and completes the previous one, so the
+        // server's buffer is never empty between sends: 8 × 150 ms is four timeouts.
+        socket.send(Array(frames[0].prefix(frames[0].count / 2)))
+        for id in 1..<frames.count {
+            try await Task.sleep(for: .milliseconds(150))
+            socket.send(Array(frames[id - 1].dropFirst(frames[id - 1].count / 2)) + Array(frames[id].prefix(frames[id].count / 2)))
+        }
+        try await Task.sleep(for: .milliseconds(150))
+        socket.send(Array(frames[7].dropFirst(frames[7].count / 2)))
+        let replies = RawSocket.frames(await socket.read(until: { $0.count >= 8 }).bytes)
+        #expect(replies.count == 8)
+        #expect(replies.allSatisfy { $0.kind == .response && $0.status?.code == .ok })
+        #expect(Set(replies.map(\.callId)) == Set(1...8))
+        await server.shutdownGracefully()
+    }
+
+    /// A peer that pipelines requests with large answers and never reads them: the server stops
+    /// reading once it cannot write (so the excess requests wait in the peer's socket instead of
+    /// piling answers up in the server's memory), and the stalled connection is still let go.
+    @Test func aPeerThatNeverReadsIsThrottledAndStillDisconnected() async throws {
+        let observations = Observations()
+        let (server, port) = try await startServer(TestRouter.make(observations)) {
+            $0.idleTimeout = .milliseconds(500)
+        }
+        let socket = try RawSocket(port: port, receiveBuffer: 4096, sendBuffer: 8192)
+        // memory.get answers with the id it was asked for: 256 KiB in, 256 KiB back.
+        let payload = try V1.GetMemoryRequest(memoryId: String(repeating: "x", count: 256 << 10)).serializedBytes()
+        let requests = 200
+        let sent = await socket.sendUntilBlocked(count: requests) { i in
+            RawSocket.encode(V1.Frame(callId: UInt64(i + 1), kind: .request, method: "memory.get", payload: payload))
+        }
+        // Without back-pressure the server reads and answers all 200 (50 MiB of answers).
+        let handled = observations.count("get.started")
+        #expect(handled < requests / 2, "the server kept reading: \(handled) requests read, \(sent) bytes sent")
+        // Nothing is read here: the server's idle GOAWAY sits behind answers that cannot be sent,
+        // and the connection must be closed all the same.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while server.liveConnectionHandlers > 0, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(server.liveConnectionHandlers == 0, "the server still holds the connection")
+        withExtendedLifetime(socket) {}
         await server.shutdownGracefully()
     }
 

@@ -42,6 +42,7 @@ enum TestRouter {
     {
         var router = RPCRouter()
         router.register(V1.MemoryService.get) { request, _ in
+            observations.record("get.started")
             try await Task.sleep(for: .microseconds(Int.random(in: 0...20_000)))
             return V1.MemoryItem(id: request.memoryId)
         }
@@ -93,8 +94,14 @@ enum TestRouter {
 final class RawSocket {
     let fd: Int32
 
-    init(port: Int) throws {
+    /// `receiveBuffer` and `sendBuffer` (bytes) shrink the socket's kernel buffers, set before
+    /// connecting so that the TCP window follows them.
+    init(port: Int, receiveBuffer: Int32? = nil, sendBuffer: Int32? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        for (option, size) in [(SO_RCVBUF, receiveBuffer), (SO_SNDBUF, sendBuffer)] {
+            guard var size else { continue }
+            setsockopt(fd, SOL_SOCKET, option, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -111,6 +118,27 @@ final class RawSocket {
 
     func send(_ bytes: [UInt8]) {
         _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    /// Sends `chunk(0)`, `chunk(1)`, … `chunk(count - 1)` until a send has been blocked for a
+    /// second, so sends less than its whole chunk (the peer stopped reading); returns how many
+    /// bytes went out. Blocking sends run on a thread of their own, as reads do.
+    func sendUntilBlocked(count: Int, _ chunk: @escaping @Sendable (Int) -> [UInt8]) async -> Int {
+        let fd = self.fd
+        return await withCheckedContinuation { continuation in
+            Thread {
+                var timeout = timeval(tv_sec: 1, tv_usec: 0)
+                setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                var total = 0
+                for i in 0..<count {
+                    let bytes = chunk(i)
+                    let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                    if n > 0 { total += n }
+                    if n < bytes.count { break }
+                }
+                continuation.resume(returning: total)
+            }.start()
+        }
     }
 
     /// Reads until the peer closes (or 5 s pass). Returns the bytes and whether EOF was seen.

@@ -95,14 +95,15 @@ public final class RPCServer: Service, Sendable {
                 ? RPCError(.unavailable, "server is shutting down")
                 : RPCError(.resourceExhausted, "server has \(configuration.maxConnections) connections, its limit")
             metrics.goAway(why.code)
-            channel.writeAndFlush(FrameBytes.status(.goaway, callId: 0, why)).whenComplete { _ in
-                channel.close(promise: nil)
-            }
+            channel.writeGoAwayAndClose(FrameBytes.status(.goaway, callId: 0, why))
             return
         }
         let handler = ServerConnectionHandler(
             router: router, configuration: configuration, lifecycle: lifecycle, metrics: metrics, logger: logger)
         let sync = channel.pipeline.syncOperations
+        // Reads stop while the connection cannot take more writes: a peer that sends requests
+        // or PINGs but never reads the answers fills its own socket, not this process's memory.
+        try sync.addHandler(BackPressureHandler())
         try sync.addHandler(IdleStateHandler(readTimeout: .nanoseconds(configuration.idleTimeout.nanoseconds)))
         try sync.addHandler(
             ByteToMessageHandler(

@@ -27,6 +27,8 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private let logger: Logger
     private var calls: [UInt64: InFlightCall] = [:]
     private var draining = false
+    /// A GOAWAY that ends the connection (a protocol error, a limit, idleness) has been sent.
+    private var goingAway = false
     private var context: ChannelHandlerContext?
     private var outbox: FrameOutbox?
     /// Where handler tasks run; nil for the global concurrent executor.
@@ -244,11 +246,12 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     }
 
     private func goAway(context: ChannelHandlerContext, _ error: RPCError) {
+        // The first reason is the one the peer hears; the idle timer keeps firing meanwhile.
+        guard !goingAway else { return }
+        goingAway = true
         logger.debug("goaway", metadata: ["peer": "\(peer)", "reason": "\(error)"])
         metrics.goAway(error.code)
-        let bytes = FrameBytes.status(.goaway, callId: 0, error)
-        let channel = context.channel
-        context.writeAndFlush(wrapOutboundOut(bytes)).whenComplete { _ in channel.close(promise: nil) }
+        context.channel.writeGoAwayAndClose(FrameBytes.status(.goaway, callId: 0, error))
     }
 }
 

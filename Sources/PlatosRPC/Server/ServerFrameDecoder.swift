@@ -4,7 +4,9 @@ import PlatosWire
 
 /// The frame decoder plus the partial-frame timeout: once a frame has started arriving, the rest
 /// must follow within `partialFrameTimeout`, or the connection is closed. This is what stops a
-/// slow-loris peer from pinning a connection with a trickle of bytes.
+/// slow-loris peer from pinning a connection with a trickle of bytes. The clock runs per frame:
+/// every completed frame stops it, so a busy connection whose reads often end mid-frame is never
+/// mistaken for a stalled one.
 struct ServerFrameDecoder: ByteToMessageDecoder {
     typealias InboundOut = V1.Frame
 
@@ -19,11 +21,9 @@ struct ServerFrameDecoder: ByteToMessageDecoder {
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         if let frame = try FrameDecoder.decodeFrame(from: &buffer, maxFrameLength: maxFrameLength) {
+            timer?.cancel()
+            timer = nil
             context.fireChannelRead(Self.wrapInboundOut(frame))
-            if buffer.readableBytes == 0 {
-                timer?.cancel()
-                timer = nil
-            }
             return .continue
         }
         if buffer.readableBytes > 0, timer == nil {
@@ -45,9 +45,15 @@ struct ServerFrameDecoder: ByteToMessageDecoder {
 }
 
 extension Duration {
+    /// Saturates instead of trapping: a duration beyond ±292 years (a caller's huge timeout) is
+    /// as good as forever.
     var nanoseconds: Int64 {
         let (seconds, attoseconds) = components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow { return seconds < 0 ? .min : .max }
+        let (sum, overflowSum) = whole.addingReportingOverflow(attoseconds / 1_000_000_000)
+        if overflowSum { return seconds < 0 ? .min : .max }
+        return sum
     }
 
     var milliseconds: Int64 { nanoseconds / 1_000_000 }
