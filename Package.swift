@@ -286,7 +286,8 @@ let package = Package(
         .testTarget(name: "RegistryServiceTests", dependencies: serviceTestDependencies + ["RegistryService"], swiftSettings: swiftSettings),
         .testTarget(name: "MemoryServiceTests", dependencies: serviceTestDependencies + ["MemoryService"], swiftSettings: swiftSettings),
         .testTarget(name: "ThreadsServiceTests", dependencies: serviceTestDependencies + ["ThreadsService"], swiftSettings: swiftSettings),
-        .testTarget(name: "GatewayServiceTests", dependencies: ["GatewayService"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "GatewayServiceTests", dependencies: ["GatewayService", "PlatosProto", "PlatosRPC"], swiftSettings: swiftSettings),
         .testTarget(
             name: "PlatosStorageTests",
             dependencies: ["PlatosStorage", .product(name: "GRDB", package: "GRDB.swift")],

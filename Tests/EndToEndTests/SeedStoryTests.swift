@@ -133,6 +133,64 @@ import Testing
         #expect(await stack.stop() == [0, 0, 0, 0])
     }
 
+    /// A stream is admitted once, when it opens: moving its agent to another cluster must end it,
+    /// or a `threads.watch` opened in Wally would keep delivering Wally's messages. A member the
+    /// move does not touch keeps its stream.
+    @Test func aMoveEndsTheMovedAgentsOpenStreamsAndOnlyThose() async throws {
+        let stack = try await Self.startStack()
+        let port = stack.gateway.port
+        let admin = Self.client(port, token: stack.adminSecret)
+        let chat = try await admin.call(V1.AgentsService.create, V1.CreateAgentRequest(slug: "wally-chat", name: "Wally Chat"))
+        let bgo = try await admin.call(V1.AgentsService.create, V1.CreateAgentRequest(slug: "wally-bgo", name: "Wally BGO"))
+        let away = try await admin.call(V1.AgentsService.create, V1.CreateAgentRequest(slug: "away", name: "Away"))
+        let away2 = try await admin.call(V1.AgentsService.create, V1.CreateAgentRequest(slug: "away-2", name: "Away 2"))
+        _ = try await admin.call(
+            V1.ClustersService.create, V1.CreateClusterRequest(name: "Wally", slug: "wally", agentIds: [chat.id, bgo.id]))
+        let second = try await admin.call(
+            V1.ClustersService.create, V1.CreateClusterRequest(name: "Second", slug: "second", agentIds: [away.id, away2.id]))
+        func token(_ agent: V1.Agent) async throws -> String {
+            try await admin.call(V1.TokensService.issue, V1.IssueTokenRequest(role: .agent, agentId: agent.id)).secret
+        }
+        let chatU = Self.client(port, token: try await token(chat), user: "user-U")
+        let bgoU = Self.client(port, token: try await token(bgo), user: "user-U")
+        let thread = try await chatU.call(V1.ThreadsService.create, V1.CreateThreadRequest(title: "Trip"))
+        _ = try await chatU.call(V1.MessagesService.post, V1.PostMessageRequest(threadId: thread.id, role: .agent, content: "before"))
+
+        // The streams live in this scope: dropping them cancels them before the stack stops.
+        do {
+            // Both members follow the thread; each stream has replayed the first message.
+            var bgoWatch = bgoU.stream(V1.ThreadsService.watch, V1.WatchThreadRequest(threadId: thread.id), timeout: .seconds(20))
+                .makeAsyncIterator()
+            var chatWatch = chatU.stream(V1.ThreadsService.watch, V1.WatchThreadRequest(threadId: thread.id), timeout: .seconds(20))
+                .makeAsyncIterator()
+            #expect(try await bgoWatch.next()?.content == "before")
+            #expect(try await chatWatch.next()?.content == "before")
+
+            _ = try await admin.call(V1.ClustersService.moveMember, V1.MoveMemberRequest(agentId: bgo.id, toClusterId: second.id))
+            _ = try await chatU.call(V1.MessagesService.post, V1.PostMessageRequest(threadId: thread.id, role: .agent, content: "after"))
+
+            // bgo's stream ends, with nothing of what Wally posted after the move.
+            var bgoSawAfterMove: [String] = []
+            var bgoEnd: RPCError.Code?
+            do {
+                while let message = try await bgoWatch.next() { bgoSawAfterMove.append(message.content) }
+            } catch let error as RPCError {
+                bgoEnd = error.code
+            }
+            #expect(bgoEnd == .unavailable)
+            #expect(bgoSawAfterMove.isEmpty, "bgo received \(bgoSawAfterMove) after leaving Wally")
+            // Reopened, the watch gets what bgo's new identity gets.
+            #expect(await Self.code {
+                var reopened = bgoU.stream(V1.ThreadsService.watch, V1.WatchThreadRequest(threadId: thread.id)).makeAsyncIterator()
+                _ = try await reopened.next()
+            } == .notFound)
+            // chat, untouched by the move, still follows the thread.
+            #expect(try await chatWatch.next()?.content == "after")
+        }
+
+        #expect(await stack.stop() == [0, 0, 0, 0])
+    }
+
     @Test func unauthenticatedAndBackendPortsGetNothing() async throws {
         let stack = try await Self.startStack()
         let anonymous = RPCClient(transport: RPCConnectionPool(host: "127.0.0.1", port: stack.gateway.port))

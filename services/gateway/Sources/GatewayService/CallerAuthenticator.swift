@@ -81,11 +81,13 @@ struct CallerAuthenticator: Sendable {
     }
 }
 
-/// Keeps the principal cache honest: follows `registry.watch`, drops entries a change touches,
-/// and marks the cache unusable whenever the feed is down.
+/// Keeps the principal cache honest: follows `registry.watch`, drops entries a change touches
+/// and ends the live calls it touches, and marks the cache unusable (and ends every live call)
+/// whenever the feed is down.
 struct MembershipWatcher: Sendable {
     let backends: Backends
     let cache: PrincipalCache
+    let liveCalls: LiveCalls
     let logger: Logger
 
     func run() async {
@@ -101,6 +103,7 @@ struct MembershipWatcher: Sendable {
                         attempt = 0
                     } else {
                         cache.apply(event)
+                        liveCalls.end(touchedBy: event)
                     }
                     after = max(after, event.version)
                 }
@@ -112,6 +115,7 @@ struct MembershipWatcher: Sendable {
                 }
             }
             cache.setFeedLive(false)
+            liveCalls.endAll()
             attempt += 1
             try? await Task.sleep(for: .milliseconds(min(2000, 50 * (1 << min(attempt, 6)))))
         }

@@ -13,6 +13,7 @@ public final class Gateway: Sendable {
     let cache: PrincipalCache
     let authenticator: CallerAuthenticator
     let limiter: RateLimiter
+    let liveCalls = LiveCalls()
     let logger: Logger
 
     public init(configuration: GatewayConfiguration, signer: PrincipalSigner, logger: Logger) {
@@ -26,7 +27,7 @@ public final class Gateway: Sendable {
 
     /// Follows `registry.watch` until cancelled; run it next to the server.
     public func watchMemberships() async {
-        await MembershipWatcher(backends: backends, cache: cache, logger: logger).run()
+        await MembershipWatcher(backends: backends, cache: cache, liveCalls: liveCalls, logger: logger).run()
     }
 
     public func close() async { await backends.close() }
@@ -53,6 +54,13 @@ public final class Gateway: Sendable {
 
     /// Authenticates, authorizes and rate-limits a call; returns the principal to stamp.
     func admit(_ method: RPCMethodDescriptor, _ context: ServerContext) async throws -> V1.Principal {
+        try await admitCaller(method, context).principal
+    }
+
+    /// ``admit(_:_:)``, and the id of the token that was presented.
+    func admitCaller(_ method: RPCMethodDescriptor, _ context: ServerContext) async throws
+        -> (principal: V1.Principal, tokenId: String)
+    {
         let (principal, tokenId) = try await authenticator.principal(context)
         if let wait = limiter.admit(tokenId) {
             throw RPCError(
@@ -62,8 +70,32 @@ public final class Gateway: Sendable {
         if method.access == .admin, principal.role != .admin {
             throw RPCError(.permissionDenied, "\(method.name) needs an admin token for this project scope")
         }
-        return principal
+        return (principal, tokenId)
     }
+
+    /// Admits a long-lived call and runs `body` (given the principal to stamp) among the
+    /// ``LiveCalls``, so that a membership or token change ends it. A change that lands between
+    /// the admission and the registration is caught by admitting again.
+    func runLive<T: Sendable>(
+        _ method: RPCMethodDescriptor, _ context: ServerContext,
+        _ body: @escaping @Sendable (V1.Principal) async throws -> T
+    ) async throws -> T {
+        let generation = cache.generation
+        let (principal, tokenId) = try await admitCaller(method, context)
+        return try await liveCalls.run(agentId: principal.agentId, tokenId: tokenId) { [self] in
+            guard cache.generation == generation else {
+                let (current, _) = try await admitCaller(method, context)
+                guard current == principal else {
+                    throw RPCError(.unavailable, "the caller's cluster membership or token changed; reopen the call")
+                }
+                return try await body(current)
+            }
+            return try await body(principal)
+        }
+    }
+
+    /// Unary methods that may wait for a long time (a long poll): run as live calls.
+    static let longPolls: Set<String> = [V1.TasksService.claim.descriptor.name]
 
     func deadline(_ context: ServerContext) -> ContinuousClock.Instant {
         context.deadline ?? .now + configuration.defaultTimeout
@@ -76,6 +108,15 @@ public final class Gateway: Sendable {
         switch method.kind {
         case .unary:
             let changesIdentities = method.owner == .registry && method.access == .admin
+            if Self.longPolls.contains(method.name) {
+                return .unary { [self] payload, context in
+                    try await runLive(method, context) { [self] principal in
+                        let metadata = try backends.stamped(context.metadata, principal: principal, method: method.name)
+                        return try await pool.unary(
+                            method: method, payload: payload, metadata: metadata, deadline: deadline(context))
+                    }
+                }
+            }
             return .unary { [self] payload, context in
                 let principal = try await admit(method, context)
                 let metadata = try backends.stamped(context.metadata, principal: principal, method: method.name)
@@ -86,13 +127,15 @@ public final class Gateway: Sendable {
             }
         case .serverStreaming:
             return .serverStreaming { [self] payload, context, send in
-                let principal = try await admit(method, context)
-                let metadata = try backends.stamped(context.metadata, principal: principal, method: method.name)
-                // Streams (live feeds) have no default deadline: they last as long as the caller wants.
-                for try await message in pool.serverStreaming(
-                    method: method, payload: payload, metadata: metadata, deadline: context.deadline)
-                {
-                    try await send(message)
+                try await runLive(method, context) { principal in
+                    let metadata = try backends.stamped(context.metadata, principal: principal, method: method.name)
+                    // Streams (live feeds) have no default deadline: they last as long as the
+                    // caller wants, or until a change to the caller's identity ends them.
+                    for try await message in pool.serverStreaming(
+                        method: method, payload: payload, metadata: metadata, deadline: context.deadline)
+                    {
+                        try await send(message)
+                    }
                 }
             }
         }

@@ -1,0 +1,63 @@
+import PlatosProto
+import PlatosRPC
+import Testing
+
+@testable import GatewayService
+
+/// Long-lived calls end when a change touches their caller, and only then.
+struct LiveCallsTests {
+    /// Starts a call that waits until cancelled and returns how it ended.
+    static func start(_ calls: LiveCalls, agent: String, token: String) async -> Task<RPCError.Code?, Never> {
+        let task = Task { () -> RPCError.Code? in
+            do {
+                try await calls.run(agentId: agent, tokenId: token) { try await Task.sleep(for: .seconds(60)) }
+                return nil
+            } catch let error as RPCError {
+                return error.code
+            } catch {
+                return .cancelled
+            }
+        }
+        let before = calls.count
+        let deadline = ContinuousClock.now + .seconds(10)
+        while calls.count == before, ContinuousClock.now < deadline { await Task.yield() }
+        return task
+    }
+
+    @Test func anEventEndsTheCallsOfItsAgentAndOfItsTokenOnly() async throws {
+        let calls = LiveCalls()
+        let a = await Self.start(calls, agent: "agt_a", token: "tok_a")
+        let b = await Self.start(calls, agent: "agt_b", token: "tok_b")
+        let c = await Self.start(calls, agent: "agt_c", token: "tok_c")
+        #expect(calls.count == 3)
+
+        calls.end(touchedBy: V1.MembershipEvent(version: 1, agentId: "agt_a"))
+        #expect(await a.value == .unavailable)
+        calls.end(touchedBy: V1.MembershipEvent(version: 2, revokedTokenId: "tok_b"))
+        #expect(await b.value == .unavailable)
+        #expect(calls.count == 1)
+
+        c.cancel()
+        #expect(await c.value == .cancelled)
+        #expect(calls.count == 0)
+    }
+
+    @Test func losingTheFeedEndsEveryCall() async throws {
+        let calls = LiveCalls()
+        let a = await Self.start(calls, agent: "agt_a", token: "tok_a")
+        let b = await Self.start(calls, agent: "agt_b", token: "tok_b")
+        calls.endAll()
+        #expect(await a.value == .unavailable)
+        #expect(await b.value == .unavailable)
+        #expect(calls.count == 0)
+    }
+
+    @Test func aCallThatEndsByItselfKeepsItsOwnResult() async throws {
+        let calls = LiveCalls()
+        #expect(try await calls.run(agentId: "agt_a", tokenId: "tok_a") { 42 } == 42)
+        await #expect(throws: RPCError.self) {
+            try await calls.run(agentId: "agt_a", tokenId: "tok_a") { throw RPCError(.notFound, "no such thread") }
+        }
+        #expect(calls.count == 0)
+    }
+}

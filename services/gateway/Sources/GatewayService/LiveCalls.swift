@@ -1,0 +1,75 @@
+import NIOConcurrencyHelpers
+import PlatosProto
+import PlatosRPC
+
+/// The gateway's long-lived calls (server streams and long polls), by caller, so that a change to
+/// a caller's identity ends them. A call is admitted once, when it starts: a `threads.watch`
+/// opened while an agent was in cluster A would otherwise keep delivering A's messages after
+/// the agent moved to B, and a `tasks.claim` waiting 30 s could still take one of A's tasks.
+///
+/// Ended calls fail with `UNAVAILABLE`: the caller reopens them and is admitted afresh, which
+/// either succeeds (the change did not touch what it reads) or gets the answer its new identity
+/// gets (`NOT_FOUND` for a thread of its old cluster).
+final class LiveCalls: Sendable {
+    private struct Entry {
+        let agentId: String
+        let tokenId: String
+        let end: @Sendable () -> Void
+        var endedBecause: RPCError?
+    }
+
+    private struct State {
+        var nextId: UInt64 = 0
+        var entries: [UInt64: Entry] = [:]
+    }
+
+    private let state = NIOLockedValueBox(State())
+
+    /// How many calls are open; for tests and metrics.
+    var count: Int { state.withLockedValue { $0.entries.count } }
+
+    /// Runs `body` as a call of `agentId` holding `tokenId`, until it ends by itself or a change
+    /// to that agent or token ends it (then with that change's `UNAVAILABLE`).
+    func run<T: Sendable>(
+        agentId: String, tokenId: String, _ body: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        let task = Task { try await body() }
+        let id = state.withLockedValue { state in
+            state.nextId += 1
+            state.entries[state.nextId] = Entry(agentId: agentId, tokenId: tokenId, end: { task.cancel() })
+            return state.nextId
+        }
+        defer { _ = state.withLockedValue { $0.entries.removeValue(forKey: id) } }
+        do {
+            return try await withTaskCancellationHandler { try await task.value } onCancel: { task.cancel() }
+        } catch {
+            if let reason = state.withLockedValue({ $0.entries[id]?.endedBecause }) { throw reason }
+            throw error
+        }
+    }
+
+    /// Ends the calls of the agent or the token a `registry.watch` event names.
+    func end(touchedBy event: V1.MembershipEvent) {
+        end(RPCError(.unavailable, "the caller's cluster membership or token changed; reopen the call")) { entry in
+            (!event.agentId.isEmpty && entry.agentId == event.agentId)
+                || (!event.revokedTokenId.isEmpty && entry.tokenId == event.revokedTokenId)
+        }
+    }
+
+    /// Ends every call: the membership feed was lost, so no caller's access can be kept verified.
+    func endAll() {
+        end(RPCError(.unavailable, "the gateway lost the registry's membership feed; reopen the call")) { _ in true }
+    }
+
+    private func end(_ reason: RPCError, where matches: (Entry) -> Bool) {
+        let ended = state.withLockedValue { state -> [@Sendable () -> Void] in
+            var ended: [@Sendable () -> Void] = []
+            for (id, entry) in state.entries where entry.endedBecause == nil && matches(entry) {
+                state.entries[id]?.endedBecause = reason
+                ended.append(entry.end)
+            }
+            return ended
+        }
+        for end in ended { end() }
+    }
+}
