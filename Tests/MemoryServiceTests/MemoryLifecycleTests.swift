@@ -43,6 +43,40 @@ import Testing
         #expect(try await chat.recall("short lived").isEmpty)
     }
 
+    /// A retry is answered with the first write's memory as it is now, so only while the writer
+    /// still reaches it: not for another end user, not after leaving the owning cluster.
+    @Test func aRetryRevealsTheFirstMemoryOnlyWhileTheWriterReachesIt() async throws {
+        // Another end user with the same key and content: a different write, refused.
+        _ = try await chat.write("likes jazz", key: "k-user")
+        let asBob = harness.client(agent: "wally-chat", cluster: "wally", user: "bob")
+        let otherUser = await rpcError { try await asBob.write("likes jazz", key: "k-user") }
+        #expect(otherUser?.code == .failedPrecondition)
+
+        // Moved out of the owning cluster: the retry must not show what Wally made of it since.
+        let first = try await chat.write("flight at nine", key: "k-move")
+        _ = try await bgo.rpc.call(
+            V1.MemoryService.update,
+            V1.UpdateMemoryRequest(memoryId: first.id, content: V1.StringValue(value: "flight at nine, seat 14C")))
+        let moved = harness.client(agent: "wally-chat", cluster: "elsewhere", user: "alice")
+        let afterMove = await rpcError { try await moved.write("flight at nine", key: "k-move") }
+        #expect(afterMove?.code == .failedPrecondition)
+        #expect(afterMove?.message.contains("14C") == false)
+        // Deleted and out of reach get the same answer: which of the two is not told.
+        let deleted = try await chat.write("gone soon", key: "k-gone")
+        _ = try await chat.rpc.call(V1.MemoryService.delete, V1.DeleteMemoryRequest(memoryId: deleted.id))
+        let afterDelete = await rpcError { try await chat.write("gone soon", key: "k-gone") }
+        #expect(afterDelete?.message.replacingOccurrences(of: "k-gone", with: "k-move") == afterMove?.message)
+
+        // Joined a cluster since: its own memory is still its own, and the retry answers with it.
+        let loner = harness.client(agent: "loner", user: "alice")
+        let own = try await loner.write("likes tea", key: "k-join")
+        let joined = harness.client(agent: "loner", cluster: "wally", user: "alice")
+        let retry = try await joined.rpc.call(
+            V1.MemoryService.write, V1.WriteMemoryRequest(content: "likes tea", idempotencyKey: "k-join"))
+        #expect(retry.replayed)
+        #expect(retry.item?.id == own.id)
+    }
+
     @Test func aHistoryTokenIsNotAListToken() async throws {
         let item = try await chat.write("one")
         _ = try await chat.rpc.call(
@@ -167,6 +201,21 @@ import Testing
         #expect(history?.code == .notFound)
         #expect(try await bob.recall("fact").map(\.id) == [bobs.id])
         #expect(try await strangerAlice.recall("fact").map(\.id) == [strangers.id])
+    }
+
+    /// Erasure takes the idempotency keys of the user's memories deleted earlier too: afterwards a
+    /// retry of such a write is a new write, with nothing left to say the old one existed.
+    @Test func forgetUserErasesTheKeysOfMemoriesDeletedEarlier() async throws {
+        let deleted = try await chat.write("alice's old address", key: "k-addr")
+        _ = try await chat.rpc.call(V1.MemoryService.delete, V1.DeleteMemoryRequest(memoryId: deleted.id))
+        let beforeErasure = await rpcError { try await chat.write("alice's old address", key: "k-addr") }
+        #expect(beforeErasure?.code == .failedPrecondition)
+
+        _ = try await chat.rpc.call(V1.MemoryService.forgetUser, V1.ForgetUserRequest(userId: "alice"))
+        let again = try await chat.rpc.call(
+            V1.MemoryService.write, V1.WriteMemoryRequest(content: "alice's old address", idempotencyKey: "k-addr"))
+        #expect(!again.replayed)
+        #expect(again.item?.id != deleted.id)
     }
 
     @Test func anAdminForgetsAUserAcrossTheProject() async throws {

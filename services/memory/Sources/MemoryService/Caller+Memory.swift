@@ -38,10 +38,11 @@ extension MemoryStoreError {
         case .idempotencyKeyReused(let key):
             return RPCError(
                 .failedPrecondition, "idempotency_key '\(key)' was already used for a write with different content")
-        case .idempotentWriteDeleted(let key, let id):
+        case .idempotentWriteOutOfReach(let key):
             return RPCError(
                 .failedPrecondition,
-                "idempotency_key '\(key)' was already used; its memory '\(id)' has since been deleted")
+                "idempotency_key '\(key)' was already used, and its memory is no longer within reach "
+                    + "(deleted, or owned by a cluster this agent has left); use a new key to write again")
         case .invalidUpdate(let message):
             return RPCError(.invalidArgument, message)
         }

@@ -59,7 +59,7 @@ public struct MemoryHandlers: Sendable {
             scope: MemoryScope(org: access.org, project: access.project, env: access.env, owner: owner, userId: userId),
             authorAgentId: access.agentId, content: request.content, tags: request.tags, metadata: request.metadata,
             visibility: request.visibility, expiresAtUnixMs: request.expiresAtUnixMs,
-            idempotencyKey: request.idempotencyKey, nowMs: now())
+            idempotencyKey: request.idempotencyKey, writerClusterId: access.clusterId, nowMs: now())
         let (item, replayed) = try await storing { try await store.write(memory) }
         return V1.WriteMemoryResponse(item: item, replayed: replayed)
     }

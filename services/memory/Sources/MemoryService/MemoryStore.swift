@@ -45,15 +45,19 @@ public struct NewMemory: Sendable {
     public var expiresAtUnixMs: Int64
     /// Empty for none.
     public var idempotencyKey: String
+    /// The writer's current cluster, empty for none: a retried write answers with the first
+    /// write's memory only while the writer still reaches it.
+    public var writerClusterId: String
     public var nowMs: Int64
 
     public init(
         scope: MemoryScope, authorAgentId: String, content: String, tags: [String] = [],
         metadata: [String: String] = [:], visibility: V1.Visibility = .shared, expiresAtUnixMs: Int64 = 0,
-        idempotencyKey: String = "", nowMs: Int64
+        idempotencyKey: String = "", writerClusterId: String = "", nowMs: Int64
     ) {
         self.scope = scope
         self.authorAgentId = authorAgentId
+        self.writerClusterId = writerClusterId
         self.content = content
         self.tags = tags
         self.metadata = metadata
@@ -156,8 +160,9 @@ public enum MemoryStoreError: Error, Equatable {
     case versionConflict(id: String, expected: UInt64, current: UInt64)
     /// The idempotency key was used before for a write with different content.
     case idempotencyKeyReused(key: String)
-    /// The idempotency key's write happened, but its memory has since been deleted.
-    case idempotentWriteDeleted(key: String, id: String)
+    /// The idempotency key's write happened, but its memory is out of the writer's reach now:
+    /// deleted, or owned by a cluster the writer has left. Which of the two is not said.
+    case idempotentWriteOutOfReach(key: String)
     /// The result of an update would break a limit (for example too many tags after a merge).
     case invalidUpdate(String)
 }

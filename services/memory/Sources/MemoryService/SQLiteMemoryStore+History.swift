@@ -43,11 +43,12 @@ extension SQLiteMemoryStore {
         let memories = "SELECT rowid FROM memories x WHERE \(filter.sql) AND x.user_id = ?"
         let erased = try await database.write { db in
             // Idempotency rows go too: right to erasure outranks retry protection, and a key may
-            // itself carry something of the user.
+            // itself carry something of the user. Found through the history, which still names
+            // the memories deleted earlier (their keys stay, to answer retries, until now).
             try db.execute(
                 sql: """
                     DELETE FROM memory_idempotency WHERE memory_id IN
-                        (SELECT id FROM memories WHERE rowid IN (\(memories)))
+                        (SELECT memory_id FROM memory_history x WHERE \(filter.sql) AND x.user_id = ?)
                     """,
                 arguments: arguments)
             let count = try Self.deleteRows(db, whereSQL: "rowid IN (\(memories))", arguments)

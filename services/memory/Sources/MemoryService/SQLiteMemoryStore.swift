@@ -31,8 +31,7 @@ public final class SQLiteMemoryStore: MemoryStore {
         let fingerprint = Self.fingerprint(memory, tags: item.tags)
         return try await database.write { db in
             if !key.isEmpty {
-                if let replay = try Self.replay(db, memory.scope, agentId: memory.authorAgentId, key: key, fingerprint)
-                {
+                if let replay = try Self.replay(db, memory, key: key, fingerprint) {
                     return (replay, true)
                 }
             }
@@ -109,10 +108,12 @@ public final class SQLiteMemoryStore: MemoryStore {
         ])
     }
 
-    /// The earlier write with this agent's `key`, or nil when the key is new.
+    /// The earlier write with this agent's `key`, or nil when the key is new. Its memory is
+    /// answered as it is now, so only while the writer still reaches it, as `memory.get` would.
     private static func replay(
-        _ db: Database, _ scope: MemoryScope, agentId: String, key: String, _ fingerprint: UInt64
+        _ db: Database, _ memory: NewMemory, key: String, _ fingerprint: UInt64
     ) throws -> V1.MemoryItem? {
+        let scope = memory.scope
         guard
             let earlier = try Row.fetchOne(
                 db.cachedStatement(
@@ -120,32 +121,32 @@ public final class SQLiteMemoryStore: MemoryStore {
                         SELECT memory_id, fingerprint FROM memory_idempotency
                         WHERE org = ? AND project = ? AND env = ? AND agent_id = ? AND key = ?
                         """),
-                arguments: [scope.org, scope.project, scope.env, agentId, key])
+                arguments: [scope.org, scope.project, scope.env, memory.authorAgentId, key])
         else { return nil }
         let memoryId: String = earlier[0]
         guard UInt64(bitPattern: earlier[1] as Int64) == fingerprint else {
             throw MemoryStoreError.idempotencyKeyReused(key: key)
         }
-        // The first write's memory, wherever it is owned now: the same agent wrote it, with the
-        // same content, so returning it reveals nothing the caller did not send.
+        let reach = ScopeFilter(
+            alias: "m",
+            access: MemoryAccess(
+                org: scope.org, project: scope.project, env: scope.env, agentId: memory.authorAgentId,
+                clusterId: memory.writerClusterId, userId: scope.userId))
         guard
             let row = try Row.fetchOne(
-                db.cachedStatement(
-                    sql: """
-                        SELECT \(MemoryRow.columns) FROM memories m
-                        WHERE m.id = ? AND m.org = ? AND m.project = ? AND m.env = ?
-                        """),
-                arguments: [memoryId, scope.org, scope.project, scope.env])
+                db.cachedStatement(sql: "SELECT \(MemoryRow.columns) FROM memories m WHERE m.id = ? AND \(reach.sql)"),
+                arguments: [memoryId] + reach.arguments)
         else {
-            throw MemoryStoreError.idempotentWriteDeleted(key: key, id: memoryId)
+            throw MemoryStoreError.idempotentWriteOutOfReach(key: key)
         }
         return MemoryRow.item(row)
     }
 
-    /// What a retried write must repeat to count as the same write. Not the owner: a retry after
-    /// the agent moved cluster is still the same write and gets the first answer.
+    /// What a retried write must repeat to count as the same write: the end user and what was
+    /// written. Not the owner: a retry after the agent joined a cluster is still the same write.
     static func fingerprint(_ memory: NewMemory, tags: [String]) -> UInt64 {
         var hash = StableHash()
+        hash.combine(field: memory.scope.userId)
         hash.combine(field: memory.content)
         for tag in tags.sorted() { hash.combine(field: tag) }
         hash.combine(field: "|")
