@@ -13,9 +13,18 @@ final class MembershipFeed: Sendable {
     }
 
     private let state = NIOLockedValueBox(State())
+    /// Events a watcher may have queued before it is ended.
+    let bufferSize: Int
 
+    init(bufferSize: Int = 10_000) { self.bufferSize = bufferSize }
+
+    /// The live events, in order and without a gap. A watcher whose buffer is full gets no more:
+    /// its stream ends after the events it holds, and it resumes from the last one it saw.
     func subscribe() -> AsyncStream<V1.MembershipEvent> {
-        let (stream, continuation) = AsyncStream<V1.MembershipEvent>.makeStream(bufferingPolicy: .bufferingNewest(10_000))
+        // Oldest, not newest: what a lagging watcher still holds must be a gap-free run, so that
+        // resuming after its last event replays exactly what it missed.
+        let (stream, continuation) = AsyncStream<V1.MembershipEvent>.makeStream(
+            bufferingPolicy: .bufferingOldest(bufferSize))
         let id = state.withLockedValue { state -> Int in
             state.next += 1
             state.subscribers[state.next] = continuation
@@ -31,7 +40,12 @@ final class MembershipFeed: Sendable {
         guard !events.isEmpty else { return }
         let subscribers = state.withLockedValue { Array($0.subscribers.values) }
         for subscriber in subscribers {
-            for event in events { subscriber.yield(event) }
+            for event in events {
+                if case .dropped = subscriber.yield(event) {
+                    subscriber.finish()
+                    break
+                }
+            }
         }
     }
 }
