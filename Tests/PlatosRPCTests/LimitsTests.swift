@@ -87,6 +87,42 @@ import Testing
         await server.shutdownGracefully()
     }
 
+    /// A cancelled call whose handler is still running keeps its slot until the handler returns:
+    /// otherwise a client could start and cancel calls forever and keep any number of handlers
+    /// busy. Its id stays taken as long.
+    @Test func cancelledCallsCountAgainstTheLimitUntilTheirHandlersReturn() async throws {
+        let observations = Observations()
+        let (server, port) = try await startServer(TestRouter.make(observations)) { $0.maxConcurrentCallsPerConnection = 4 }
+        let socket = try RawSocket(port: port)
+        var burst: [UInt8] = []
+        for id in 1...4 {
+            burst += RawSocket.encode(V1.Frame(
+                callId: UInt64(id), kind: .request, method: "threads.get",
+                payload: try V1.GetThreadRequest(threadId: "1500").serializedBytes()))
+            burst += RawSocket.encode(V1.Frame(callId: UInt64(id), kind: .cancel))
+        }
+        // Then a fifth call, while the four handlers still run.
+        burst += RawSocket.encode(V1.Frame(callId: 5, kind: .request, method: "health.check"))
+        socket.send(burst)
+        var replies = RawSocket.frames(await socket.read(until: { $0.count >= 1 }).bytes)
+        #expect(replies.map(\.callId) == [5])
+        #expect(replies.first?.status?.code == .resourceExhausted)
+
+        // Once the handlers have returned, the slots are free again.
+        #expect(await observations.wait(for: "threads.get.finished", count: 4))
+        let deadline = ContinuousClock.now + .seconds(10)
+        var id: UInt64 = 6
+        var answer: V1.Frame?
+        repeat {
+            socket.send(RawSocket.encode(V1.Frame(callId: id, kind: .request, method: "health.check")))
+            replies = RawSocket.frames(await socket.read(until: { $0.count >= 1 }).bytes)
+            answer = replies.first
+            id += 1
+        } while answer?.status?.code == .resourceExhausted && ContinuousClock.now < deadline
+        #expect(answer?.status?.code == .ok)
+        await server.shutdownGracefully()
+    }
+
     @Test func halfAFrameThenSilenceIsDisconnectedAfterThePartialFrameTimeout() async throws {
         let (server, port) = try await startServer(TestRouter.make(Observations())) {
             $0.partialFrameTimeout = .milliseconds(300)

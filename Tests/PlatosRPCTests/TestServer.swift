@@ -66,6 +66,16 @@ enum TestRouter {
             observations.record("history.remaining", remaining)
             return V1.MemoryHistoryResponse(nextPageToken: remaining)
         }
+        router.register(V1.ThreadsService.get) { request, _ in
+            // Ignores cancellation: stands for a handler inside work it cannot interrupt. Sleeps
+            // `thread_id` milliseconds.
+            let ms = Int(request.threadId) ?? 0
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(ms)) { done.resume() }
+            }
+            observations.record("threads.get.finished")
+            return V1.Thread(id: request.threadId)
+        }
         router.register(V1.RegistryService.watch) { request, _, writer in
             let n = request.afterVersion == 999 ? 10 : request.afterVersion
             for version in 1...max(1, n) {

@@ -71,11 +71,6 @@ final class RPCServerMetrics: Sendable {
         }.increment()
     }
 
-    func callsAbandoned(_ n: Int) {
-        guard n > 0 else { return }
-        inFlight.record(inFlightCount.subtract(n, ordering: .relaxed).newValue)
-    }
-
     func callRejected(_ method: String, _ code: RPCError.Code) {
         error("rejected", code)
         countError(code)

@@ -18,6 +18,8 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private struct InFlightCall {
         var task: Task<Void, Never>?
         var deadlineTimer: Scheduled<Void>?
+        /// A stream ends with STREAM_END, a unary call with RESPONSE, whatever ends it.
+        var isStream: Bool
     }
 
     private let router: RPCRouter
@@ -26,6 +28,11 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private let metrics: RPCServerMetrics
     private let logger: Logger
     private var calls: [UInt64: InFlightCall] = [:]
+    /// Calls already answered (cancelled, or past their deadline) whose handler task has not
+    /// returned yet. They still count against the in-flight limit, so that a client cannot keep
+    /// an unbounded number of handlers running by cancelling each call it starts; and their ids
+    /// stay taken until their task's last frame arrives.
+    private var abandoned: Set<UInt64> = []
     private var draining = false
     /// A GOAWAY that ends the connection (a protocol error, a limit, idleness) has been sent.
     private var goingAway = false
@@ -81,8 +88,9 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             call.task?.cancel()
             call.deadlineTimer?.cancel()
         }
-        metrics.callsAbandoned(calls.count)
+        // Each cancelled task still reports its end (RPCServerMetrics.callFinished).
         calls.removeAll()
+        abandoned.removeAll()
         context.fireChannelInactive()
     }
 
@@ -100,6 +108,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             if let call = calls.removeValue(forKey: frame.callId) {
                 call.task?.cancel()
                 call.deadlineTimer?.cancel()
+                abandoned.insert(frame.callId)
                 metrics.callCancelled()
                 closeIfDrained(context: context)
             }
@@ -141,12 +150,12 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             reply(context, callId, RPCError(.unavailable, "server is shutting down; retry on another connection"))
             return
         }
-        guard calls[callId] == nil else {
+        guard calls[callId] == nil, !abandoned.contains(callId) else {
             metrics.callRejected(frame.method, .invalidArgument)
             reply(context, callId, RPCError(.invalidArgument, "call id \(callId) is already in flight on this connection"))
             return
         }
-        guard calls.count < configuration.maxConcurrentCallsPerConnection else {
+        guard calls.count + abandoned.count < configuration.maxConcurrentCallsPerConnection else {
             metrics.callRejected(frame.method, .resourceExhausted)
             reply(
                 context, callId,
@@ -161,7 +170,9 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             return
         }
 
-        var call = InFlightCall()
+        var isStream = false
+        if case .serverStreaming = handler { isStream = true }
+        var call = InFlightCall(isStream: isStream)
         var deadline: ContinuousClock.Instant?
         if frame.timeoutMs > 0 {
             deadline = .now + .milliseconds(Int64(frame.timeoutMs))
@@ -203,7 +214,10 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         var wrote = false
         for item in items {
             if item.ends {
-                guard let call = calls.removeValue(forKey: item.callId) else { continue }
+                guard let call = calls.removeValue(forKey: item.callId) else {
+                    abandoned.remove(item.callId)
+                    continue
+                }
                 call.deadlineTimer?.cancel()
             } else if calls[item.callId] == nil {
                 continue
@@ -218,9 +232,12 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private func deadlinePassed(_ callId: UInt64) {
         guard let context, let call = calls.removeValue(forKey: callId) else { return }
         call.task?.cancel()
+        abandoned.insert(callId)
         metrics.deadlineExceeded()
         context.writeAndFlush(
-            wrapOutboundOut(FrameBytes.status(.response, callId: callId, RPCError(.deadlineExceeded, "deadline exceeded"))),
+            wrapOutboundOut(
+                FrameBytes.status(
+                    call.isStream ? .streamEnd : .response, callId: callId, RPCError(.deadlineExceeded, "deadline exceeded"))),
             promise: nil)
         closeIfDrained(context: context)
     }
