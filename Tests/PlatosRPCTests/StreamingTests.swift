@@ -16,6 +16,32 @@ import Testing
         await server.shutdownGracefully()
     }
 
+    /// A reader that falls too far behind gets the messages the client holds for it, in order and
+    /// without a gap, then RESOURCE_EXHAUSTED: the client does not buffer without limit.
+    @Test func aReaderThatFallsTooFarBehindGetsWhatWasHeldThenResourceExhausted() async throws {
+        let (server, port) = try await startServer(TestRouter.make(Observations()))
+        var configuration = RPCClientConfiguration()
+        configuration.maxBufferedStreamMessages = 16
+        let connection = try await RPCConnection.connect(host: "127.0.0.1", port: port, configuration: configuration)
+        let stream = connection.serverStreaming(
+            method: V1.RegistryService.watch.descriptor.name,
+            payload: try V1.WatchRegistryRequest(afterVersion: 100).serializedBytes(), metadata: [:], deadline: nil)
+        // Not read until the call has ended: 100 messages arrive for a buffer of 16.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while connection.inFlight > 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        var versions: [UInt64] = []
+        var ended: RPCError.Code?
+        do {
+            for try await bytes in stream { versions.append(try V1.MembershipEvent(serializedBytes: bytes).version) }
+        } catch let error as RPCError {
+            ended = error.code
+        }
+        #expect(versions == Array(1...16))
+        #expect(ended == .resourceExhausted)
+        await connection.close()
+        await server.shutdownGracefully()
+    }
+
     @Test func cancellingMidStreamStopsTheServerLoop() async throws {
         let observations = Observations()
         let (server, port) = try await startServer(TestRouter.make(observations))

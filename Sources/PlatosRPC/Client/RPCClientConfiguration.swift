@@ -16,6 +16,11 @@ public struct RPCClientConfiguration: Sendable {
     public var jitter = 0.2
     /// Retries of an idempotent call that failed with `UNAVAILABLE`.
     public var maxRetries = 2
+    /// Messages a server stream may hold that its reader has not taken yet. One reader that
+    /// falls further behind has its stream ended with `RESOURCE_EXHAUSTED` (after the messages
+    /// it holds) and cancelled on the server, rather than this process buffering for it without
+    /// limit; the connection's other calls go on. Watch streams resume from their last message.
+    public var maxBufferedStreamMessages = 16_384
 
     public init() {}
 

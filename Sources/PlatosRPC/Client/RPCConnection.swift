@@ -38,11 +38,13 @@ public final class RPCConnection: Sendable {
     private let outbox: FrameOutbox
     private let state = NIOLockedValueBox(State())
     private let maxFrameLength: Int
+    private let maxBufferedStreamMessages: Int
     let endpoint: String
 
-    private init(channel: any Channel, maxFrameLength: Int, endpoint: String) {
+    private init(channel: any Channel, configuration: RPCClientConfiguration, endpoint: String) {
         self.channel = channel
-        self.maxFrameLength = maxFrameLength
+        self.maxFrameLength = configuration.maxFrameLength
+        self.maxBufferedStreamMessages = configuration.maxBufferedStreamMessages
         self.endpoint = endpoint
         let target = DrainTarget()
         self.outbox = FrameOutbox(eventLoop: channel.eventLoop) { items in target.connection?.write(items) }
@@ -85,7 +87,7 @@ public final class RPCConnection: Sendable {
         } catch {
             throw RPCError(.unavailable, "cannot connect to \(endpoint): \(error)")
         }
-        let connection = RPCConnection(channel: channel, maxFrameLength: configuration.maxFrameLength, endpoint: endpoint)
+        let connection = RPCConnection(channel: channel, configuration: configuration, endpoint: endpoint)
         try await channel.eventLoop.submit {
             let sync = channel.pipeline.syncOperations
             // Read idleness only: watching writes too (`allTimeout`) made IdleStateHandler
@@ -180,7 +182,13 @@ public final class RPCConnection: Sendable {
                     return
                 }
                 outbox.enqueue(.init(callId: id, bytes: bytes, ends: false, deadline: deadline.map(NIODeadline.init)))
-                if Task.isCancelled { fail(id, RPCError(.cancelled, "the call was cancelled"), cancelOnServer: true) }
+                if Task.isCancelled {
+                    // The cancellation handler may have run before the request was queued, and its
+                    // CANCEL gone out first, for a call the server did not know yet: cancel again,
+                    // after the request. A CANCEL for a call that already ended is ignored.
+                    fail(id, RPCError(.cancelled, "the call was cancelled"), cancelOnServer: false)
+                    outbox.enqueue(.init(callId: id, bytes: FrameBytes.status(.cancel, callId: id, RPCError(.cancelled, "")), ends: false))
+                }
             }
         } onCancel: {
             fail(id, RPCError(.cancelled, "the call was cancelled"), cancelOnServer: true)
@@ -190,7 +198,9 @@ public final class RPCConnection: Sendable {
     public func serverStreaming(
         method: String, payload: [UInt8], metadata: Metadata, deadline: ContinuousClock.Instant?
     ) -> AsyncThrowingStream<[UInt8], any Error> {
-        let (stream, continuation) = AsyncThrowingStream<[UInt8], any Error>.makeStream()
+        // Oldest first: a reader that falls behind keeps a gap-free run of messages, then the error.
+        let (stream, continuation) = AsyncThrowingStream<[UInt8], any Error>.makeStream(
+            bufferingPolicy: .bufferingOldest(maxBufferedStreamMessages))
         let id = state.withLockedValue { state -> UInt64 in
             defer { state.nextCallId += 1 }
             return state.nextCallId
@@ -245,7 +255,14 @@ public final class RPCConnection: Sendable {
             }
         case .streamMessage:
             guard case .stream(let c, _)? = state.withLockedValue({ $0.pending[frame.callId] }) else { return }
-            c.yield(frame.payload)
+            if case .dropped = c.yield(frame.payload) {
+                fail(
+                    frame.callId,
+                    RPCError(
+                        .resourceExhausted,
+                        "the stream's reader fell more than \(maxBufferedStreamMessages) messages behind; the call was ended"),
+                    cancelOnServer: true)
+            }
         case .goaway:
             let status = frame.status ?? V1.Status()
             state.withLockedValue {

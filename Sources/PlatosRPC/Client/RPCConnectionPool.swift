@@ -13,7 +13,10 @@ public final class RPCConnectionPool: RPCTransport {
     private enum Slot {
         case empty(attempt: Int, retryAt: ContinuousClock.Instant)
         case connecting(EventLoopFuture<RPCConnection>)
-        case ready(RPCConnection)
+        /// `attempt`: the connect attempts it took, kept until the connection has proved itself
+        /// by staying up, so that one refused as soon as it opened (a server at its connection
+        /// limit answers GOAWAY and closes) is retried with backoff, not at once.
+        case ready(RPCConnection, attempt: Int, since: ContinuousClock.Instant)
         /// The pool was closed: no calls, no connections, for good.
         case closed
     }
@@ -59,7 +62,7 @@ public final class RPCConnectionPool: RPCTransport {
             if let currentLoop {
                 for k in 0..<count {
                     let i = (index + k) % count
-                    if case .ready(let connection) = slots[i], connection.channel.eventLoop === currentLoop,
+                    if case .ready(let connection, _, _) = slots[i], connection.channel.eventLoop === currentLoop,
                         connection.isUsable
                     {
                         return .use(connection)
@@ -68,7 +71,7 @@ public final class RPCConnectionPool: RPCTransport {
             }
             var attempt = 0
             switch slots[index] {
-            case .ready(let connection) where connection.isUsable:
+            case .ready(let connection, _, _) where connection.isUsable:
                 return .use(connection)
             case .connecting(let future):
                 return .wait(future)
@@ -78,8 +81,19 @@ public final class RPCConnectionPool: RPCTransport {
                     return .fail(RPCError(.unavailable, "\(host):\(port) is unreachable; next connect attempt in \(ms) ms"))
                 }
                 attempt = tried
-            case .ready:
-                attempt = 0
+            case .ready(_, let tried, let since):
+                // Lost after staying up a while: reconnect at once. Lost young: back off.
+                if ContinuousClock.now - since >= configuration.maxBackoff {
+                    attempt = 0
+                } else {
+                    let retryAt = since + configuration.backoff(attempt: tried)
+                    if ContinuousClock.now < retryAt {
+                        slots[index] = .empty(attempt: tried + 1, retryAt: retryAt)
+                        let ms = (retryAt - .now).milliseconds
+                        return .fail(RPCError(.unavailable, "\(host):\(port) closed a new connection; next connect attempt in \(ms) ms"))
+                    }
+                    attempt = tried + 1
+                }
             case .closed:
                 return .fail(RPCError(.unavailable, "the connection pool for \(host):\(port) is closed"))
             }
@@ -112,7 +126,7 @@ public final class RPCConnectionPool: RPCTransport {
             let closedMeanwhile = slots.withLockedValue { slots -> Bool in
                 if case .closed = slots[index] { return true }
                 switch result {
-                case .success(let connection): slots[index] = .ready(connection)
+                case .success(let connection): slots[index] = .ready(connection, attempt: attempt, since: .now)
                 case .failure:
                     slots[index] = .empty(attempt: attempt + 1, retryAt: .now + configuration.backoff(attempt: attempt))
                 }
@@ -171,7 +185,7 @@ public final class RPCConnectionPool: RPCTransport {
     public func close() async {
         let connections = slots.withLockedValue { slots -> [RPCConnection] in
             defer { slots = slots.map { _ in .closed } }
-            return slots.compactMap { if case .ready(let c) = $0 { return c } else { return nil } }
+            return slots.compactMap { if case .ready(let c, _, _) = $0 { return c } else { return nil } }
         }
         for connection in connections { await connection.close() }
     }

@@ -39,14 +39,22 @@ public struct InProcessTransport: RPCTransport {
             return AsyncThrowingStream { $0.finish(throwing: RPCError(.unimplemented, "unknown method '\(method.name)'")) }
         }
         let context = context(method.name, metadata, deadline)
-        let (stream, continuation) = AsyncThrowingStream<[UInt8], any Error>.makeStream(bufferingPolicy: .bufferingNewest(1024))
+        // As over TCP (RPCClientConfiguration.maxBufferedStreamMessages): a reader that falls
+        // behind gets the messages it holds, then RESOURCE_EXHAUSTED; nothing is dropped silently.
+        let limit = RPCClientConfiguration().maxBufferedStreamMessages
+        let (stream, continuation) = AsyncThrowingStream<[UInt8], any Error>.makeStream(
+            bufferingPolicy: .bufferingOldest(limit))
         let task = Task {
             do {
                 try await withDeadline(deadline) {
                     try await ServerContext.$current.withValue(context) {
                         try await body(payload, context) { message in
                             try Task.checkCancellation()
-                            continuation.yield(message)
+                            if case .dropped = continuation.yield(message) {
+                                throw RPCError(
+                                    .resourceExhausted,
+                                    "the stream's reader fell more than \(limit) messages behind; the call was ended")
+                            }
                         }
                     }
                 }
