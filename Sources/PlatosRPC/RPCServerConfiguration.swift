@@ -8,6 +8,10 @@ public struct RPCServerConfiguration: Sendable {
     public var maxFrameLength = 4 * 1024 * 1024
     /// Calls in flight on one connection; the excess is answered `RESOURCE_EXHAUSTED`.
     public var maxConcurrentCallsPerConnection = 1024
+    /// A call's metadata: at most this many entries, and this many bytes of keys and values.
+    /// A call over either is answered `INVALID_ARGUMENT`: metadata lives as long as its call.
+    public var maxMetadataEntries = 64
+    public var maxMetadataBytes = 16 * 1024
     /// Open connections per process; the excess gets GOAWAY `RESOURCE_EXHAUSTED` and a close.
     public var maxConnections = 4096
     /// A connection with nothing in flight and no frame received for this long is closed.

@@ -123,6 +123,24 @@ import Testing
         await server.shutdownGracefully()
     }
 
+    @Test func metadataOverItsLimitsIsRefusedAndTheConnectionServesOn() async throws {
+        let (server, port) = try await startServer(TestRouter.make(Observations()))
+        let socket = try RawSocket(port: port)
+        func call(_ id: UInt64, _ metadata: [V1.MetadataEntry]) async -> V1.Frame? {
+            socket.send(RawSocket.encode(V1.Frame(callId: id, kind: .request, method: "health.check", metadata: metadata)))
+            return RawSocket.frames(await socket.read(until: { $0.count >= 1 }).bytes).first
+        }
+        let entries = (0..<65).map { V1.MetadataEntry(key: "k\($0)", value: "v") }
+        let tooMany = await call(1, entries)
+        #expect(tooMany?.status?.code == .invalidArgument)
+        #expect(tooMany?.status?.message.contains("65 entries") == true)
+        let tooBig = await call(2, [V1.MetadataEntry(key: "big", value: String(repeating: "x", count: 17 * 1024))])
+        #expect(tooBig?.status?.code == .invalidArgument)
+        #expect(tooBig?.status?.message.contains("the limit is 16384") == true)
+        #expect(await call(3, Array(entries.prefix(64)))?.status?.code == .ok)
+        await server.shutdownGracefully()
+    }
+
     @Test func halfAFrameThenSilenceIsDisconnectedAfterThePartialFrameTimeout() async throws {
         let (server, port) = try await startServer(TestRouter.make(Observations())) {
             $0.partialFrameTimeout = .milliseconds(300)

@@ -164,6 +164,11 @@ final class ServerConnectionHandler: ChannelInboundHandler {
                     "more than \(configuration.maxConcurrentCallsPerConnection) calls in flight on one connection"))
             return
         }
+        if let tooMuch = metadataOverLimits(frame.metadata) {
+            metrics.callRejected(frame.method, .invalidArgument)
+            reply(context, callId, tooMuch)
+            return
+        }
         guard let handler = router.handler(for: frame.method) else {
             metrics.callRejected(frame.method, .unimplemented)
             reply(context, callId, RPCError(.unimplemented, "unknown method '\(frame.method)'"))
@@ -206,6 +211,21 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             task = Task { await job.run() }
         }
         calls[callId]?.task = task
+    }
+
+    private func metadataOverLimits(_ metadata: [V1.MetadataEntry]) -> RPCError? {
+        if metadata.count > configuration.maxMetadataEntries {
+            return RPCError(
+                .invalidArgument,
+                "call metadata has \(metadata.count) entries; the limit is \(configuration.maxMetadataEntries)")
+        }
+        var bytes = 0
+        for entry in metadata { bytes += entry.key.utf8.count + entry.value.utf8.count }
+        if bytes > configuration.maxMetadataBytes {
+            return RPCError(
+                .invalidArgument, "call metadata is \(bytes) bytes; the limit is \(configuration.maxMetadataBytes)")
+        }
+        return nil
     }
 
     /// Writes what the outbox collected; runs on the event loop.
