@@ -115,6 +115,37 @@ import Testing
         }
         await pool.close()
     }
+
+    /// A connect that hangs (the listener's backlog is full, so its SYNs are dropped) does not
+    /// hold a call past the call's own deadline.
+    @Test func aCallWaitingForAHangingConnectEndsAtItsDeadline() async throws {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) } }
+        _ = listen(listener, 0)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
+        }
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        // Never accepted: a backlog of 0 holds one connection, and this is it.
+        let filler = try RawSocket(port: port)
+        var configuration = RPCClientConfiguration()
+        configuration.connectTimeout = .seconds(30)
+        let pool = RPCConnectionPool(host: "127.0.0.1", port: port, configuration: configuration)
+        let client = RPCClient(transport: pool)
+        let started = ContinuousClock.now
+        await #expect(throws: RPCError.self) {
+            _ = try await client.call(V1.MemoryService.get, V1.GetMemoryRequest(), timeout: .milliseconds(300))
+        }
+        let waited = ContinuousClock.now - started
+        #expect(waited < .seconds(5), "waited \(waited) for a call with a 300 ms deadline")
+        withExtendedLifetime(filler) {}
+        await pool.close()
+    }
 }
 
 @Suite struct InProcessTransportTests {

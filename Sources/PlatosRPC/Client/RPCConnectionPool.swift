@@ -49,7 +49,11 @@ public final class RPCConnectionPool: RPCTransport {
     /// connection on that same loop: the request is then written and the response read on the
     /// thread the handler resumes on, with no wake-up of another thread either way. Slot `i`
     /// connects on the group's loop `i mod loops`, so every loop has connections of its own.
-    public func connection() async throws -> RPCConnection {
+    ///
+    /// A caller waiting for a connection still being made stops waiting at `deadline`
+    /// (`DEADLINE_EXCEEDED`) or when its task is cancelled; the connect itself goes on for the
+    /// calls after it.
+    public func connection(deadline: ContinuousClock.Instant? = nil) async throws -> RPCConnection {
         let count = configuration.connections.clamped(min: 1)
         let index = count == 1 ? 0 : nextSlot.add(1, ordering: .relaxed).oldValue % count
         let currentLoop = count == 1 ? nil : MultiThreadedEventLoopGroup.currentEventLoop
@@ -106,12 +110,34 @@ public final class RPCConnectionPool: RPCTransport {
         case .fail(let error): throw error
         case .wait(let future):
             do {
-                return try await future.get()
+                return try await Self.wait(for: future, until: deadline, "connecting to \(host):\(port)")
             } catch let error as RPCError {
                 throw error
             } catch {
                 throw RPCError(.unavailable, "cannot connect to \(host):\(port): \(error)")
             }
+        }
+    }
+
+    /// `future`'s connection, or `DEADLINE_EXCEEDED` at `deadline`, or `CANCELLED` when the
+    /// waiting task is cancelled, whichever comes first.
+    private static func wait(
+        for future: EventLoopFuture<RPCConnection>, until deadline: ContinuousClock.Instant?, _ what: String
+    ) async throws -> RPCConnection {
+        let loop = future.eventLoop
+        let promise = loop.makePromise(of: RPCConnection.self)
+        let timer = deadline.map { deadline in
+            loop.scheduleTask(deadline: NIODeadline(deadline)) {
+                promise.fail(RPCError(.deadlineExceeded, "deadline exceeded while \(what)"))
+            }
+        }
+        future.whenComplete { _ in timer?.cancel() }
+        // The first to complete the promise wins; NIO ignores the later completions.
+        future.cascade(to: promise)
+        return try await withTaskCancellationHandler {
+            try await promise.futureResult.get()
+        } onCancel: {
+            promise.fail(RPCError(.cancelled, "the call was cancelled while \(what)"))
         }
     }
 
@@ -146,7 +172,7 @@ public final class RPCConnectionPool: RPCTransport {
         var attempt = 0
         while true {
             do {
-                let connection = try await connection()
+                let connection = try await connection(deadline: deadline)
                 return try await connection.unary(method: method.name, payload: payload, metadata: metadata, deadline: deadline)
             } catch let error as RPCError
                 where error.code == .unavailable && method.idempotent && attempt < configuration.maxRetries && !isClosed
@@ -164,7 +190,7 @@ public final class RPCConnectionPool: RPCTransport {
     ) -> AsyncThrowingStream<[UInt8], any Error> {
         let pool = self
         let box = LazyIteratorBox {
-            try await pool.connection().serverStreaming(
+            try await pool.connection(deadline: deadline).serverStreaming(
                 method: method.name, payload: payload, metadata: metadata, deadline: deadline)
         }
         return AsyncThrowingStream(unfolding: { try await box.next() })
