@@ -38,6 +38,11 @@ struct TaskTests {
         // A running task does not block the thread.
         try await h.post(H.chat, thread.id, "still chatting")
 
+        // The result becomes the worker's message in the thread: an empty one is refused.
+        await #expect(throws: RPCError(.invalidArgument, "result is required")) {
+            _ = try await h.client(H.bgo).call(
+                V1.TasksService.complete, V1.CompleteTaskRequest(taskId: task.id, leaseId: task.leaseId, result: ""))
+        }
         let done = try await h.client(H.bgo).call(
             V1.TasksService.complete, V1.CompleteTaskRequest(taskId: task.id, leaseId: task.leaseId, result: "found it"))
         #expect(done.state == .succeeded)
@@ -167,6 +172,14 @@ struct TaskTests {
         let spawned = try await spawn(h, thread.id)
         let task = try #require(try await claimed.task)
         #expect(task.id == spawned.id)
+    }
+
+    @Test func aLongPollWithNothingQueuedAnswersEmptyWhenItsWaitIsOver() async throws {
+        let h = try H()
+        let started = ContinuousClock.now
+        let answer = try await h.client(H.bgo).call(V1.TasksService.claim, V1.ClaimTaskRequest(waitMs: 300))
+        #expect(answer.task == nil)
+        #expect(ContinuousClock.now - started >= .milliseconds(250), "answered before its wait was over")
     }
 
     @Test func onlyTheSpawnerCancelsAndTheWorkerLearnsFromItsNextCall() async throws {

@@ -43,9 +43,9 @@ public struct RegistryClusterDirectory: ClusterDirectory {
     }
 
     /// The registry answers within the signed scope; checked again here so that a registry bug
-    /// cannot make a sibling of an agent in another project.
+    /// cannot make a sibling of an agent in another project. An agent without a scope fails.
     private static func inScope(_ agent: V1.Agent, _ scope: V1.Scope) -> Bool {
-        guard let agentScope = agent.scope else { return true }
+        guard let agentScope = agent.scope else { return false }
         return agentScope.org == scope.org && agentScope.project == scope.project && agentScope.env == scope.env
     }
 }

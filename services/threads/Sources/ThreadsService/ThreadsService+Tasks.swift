@@ -18,6 +18,8 @@ extension ThreadsService {
             let access = try access(caller)
             try RequestLimits.require(request.taskId, "task_id")
             try RequestLimits.require(request.leaseId, "lease_id")
+            // Posted into the thread as the worker's message, and a message has content.
+            guard !request.result.isEmpty else { throw RPCError(.invalidArgument, "result is required") }
             try RequestLimits.limit(request.result, "result", RequestLimits.maxResultBytes)
             let (task, message) = try await store.completeTask(
                 taskId: request.taskId, leaseId: request.leaseId, result: request.result, access: access, now: now)
