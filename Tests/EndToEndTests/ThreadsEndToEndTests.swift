@@ -111,6 +111,117 @@ struct ThreadsEndToEndTests {
     }
 }
 
+extension ThreadsEndToEndTests {
+    /// Spawners and workers for a few seconds, then SIGKILL of `platos-threads`: after a restart
+    /// every acknowledged spawn is there, and every acknowledged completion is still succeeded
+    /// with its result message in the thread. The registry runs beside it: spawn asks it whether
+    /// the target is a sibling.
+    @Test func kill9LosesNoAcknowledgedTask() async throws {
+        let dataDir = ServiceProcess.temporaryDataDirectory()
+        let registry = try await ServiceProcess("registry", dataDir: dataDir)
+        let process = try await ServiceProcess(
+            "threads", dataDir: dataDir, extraArguments: ["--registry", "127.0.0.1:\(registry.port)"])
+        let signer = try TestSigner(dataDir: dataDir)
+        let admin = signer.client(port: registry.port, principal: V1.Principal(scope: Self.scope, role: .admin))
+        let chatAgent = try await admin.call(V1.AgentsService.create, V1.CreateAgentRequest(slug: "chat", name: "Chat"))
+        let bgoAgent = try await admin.call(V1.AgentsService.create, V1.CreateAgentRequest(slug: "bgo", name: "BGO"))
+        let cluster = try await admin.call(
+            V1.ClustersService.create,
+            V1.CreateClusterRequest(name: "Kill", slug: "kill", agentIds: [chatAgent.id, bgoAgent.id]))
+        let chatPrincipal = V1.Principal(
+            scope: Self.scope, agentId: chatAgent.id, clusterId: cluster.id, userId: "user_1", role: .agent)
+        let bgoPrincipal = V1.Principal(scope: Self.scope, agentId: bgoAgent.id, clusterId: cluster.id, role: .agent)
+        let chat = signer.client(port: process.port, principal: chatPrincipal)
+        let bgo = signer.client(port: process.port, principal: bgoPrincipal)
+        let thread = try await chat.call(V1.ThreadsService.create, V1.CreateThreadRequest(title: "kill tasks")).id
+
+        let spawned = NIOLockedValueBox<Set<String>>([])
+        let completed = NIOLockedValueBox<[String: String]>([:])  // task id → result message id
+        let load = Task {
+            await withTaskGroup(of: Void.self) { group in
+                for s in 0..<16 {
+                    group.addTask {
+                        var i = 0
+                        while !Task.isCancelled {
+                            i += 1
+                            guard
+                                let task = try? await chat.call(
+                                    V1.TasksService.spawn,
+                                    V1.SpawnTaskRequest(targetAgent: bgoAgent.id, prompt: "job \(s)-\(i)", threadId: thread),
+                                    timeout: .seconds(5))
+                            else { return }  // the process is gone
+                            spawned.withLockedValue { _ = $0.insert(task.id) }
+                        }
+                    }
+                }
+                for _ in 0..<8 {
+                    group.addTask {
+                        while !Task.isCancelled {
+                            guard
+                                let claim = try? await bgo.call(
+                                    V1.TasksService.claim, V1.ClaimTaskRequest(waitMs: 200), timeout: .seconds(5))
+                            else { return }
+                            guard let task = claim.task else { continue }
+                            guard
+                                let done = try? await bgo.call(
+                                    V1.TasksService.complete,
+                                    V1.CompleteTaskRequest(taskId: task.id, leaseId: task.leaseId, result: "done \(task.id)"),
+                                    timeout: .seconds(5))
+                            else { return }
+                            completed.withLockedValue { $0[done.id] = done.resultMessageId }
+                        }
+                    }
+                }
+            }
+        }
+        let start = ContinuousClock.now
+        while completed.withLockedValue({ $0.count }) < 1_000, ContinuousClock.now - start < .seconds(3) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        await process.kill()
+        load.cancel()
+        await load.value
+        let (acknowledgedSpawns, acknowledgedCompletions) = (spawned.withLockedValue { $0 }, completed.withLockedValue { $0 })
+        #expect(!acknowledgedSpawns.isEmpty)
+        #expect(!acknowledgedCompletions.isEmpty)
+
+        let pool = try DatabasePool(path: "\(dataDir)/threads.sqlite")
+        let integrity = try await pool.read { db in try String.fetchOne(db, sql: "PRAGMA integrity_check") }
+        #expect(integrity == "ok")
+        try pool.close()
+
+        let restarted = try await ServiceProcess(
+            "threads", dataDir: dataDir, extraArguments: ["--registry", "127.0.0.1:\(registry.port)"])
+        let reader = signer.client(port: restarted.port, principal: chatPrincipal)
+        var lost: [String] = []
+        for taskId in acknowledgedSpawns {
+            do {
+                _ = try await reader.call(V1.TasksService.get, V1.GetTaskRequest(taskId: taskId))
+            } catch {
+                lost.append(taskId)
+            }
+        }
+        #expect(lost.isEmpty, "\(lost.count) acknowledged spawns lost")
+        var messageIds: Set<String> = []
+        var after: UInt64 = 0
+        while true {
+            let page = try await reader.call(
+                V1.MessagesService.list, V1.ListMessagesRequest(threadId: thread, afterSeq: after, limit: 1000))
+            messageIds.formUnion(page.messages.map(\.id))
+            after = page.messages.last?.seq ?? after
+            if !page.hasMore { break }
+        }
+        var undone: [String] = []
+        for (taskId, messageId) in acknowledgedCompletions {
+            let task = try await reader.call(V1.TasksService.get, V1.GetTaskRequest(taskId: taskId))
+            if task.state != .succeeded || !messageIds.contains(messageId) { undone.append(taskId) }
+        }
+        #expect(undone.isEmpty, "\(undone.count) acknowledged completions lost")
+        #expect(await restarted.stop() == 0)
+        #expect(await registry.stop() == 0)
+    }
+}
+
 extension Sequence {
     fileprivate func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
         var out: [T] = []
