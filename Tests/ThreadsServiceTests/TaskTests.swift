@@ -174,6 +174,23 @@ struct TaskTests {
         #expect(task.id == spawned.id)
     }
 
+    @Test func aRetriedSpawnReturnsTheFirstTaskAndAnotherBodyIsRefused() async throws {
+        let h = try H()
+        let thread = try await h.createThread(H.chat)
+        let request = V1.SpawnTaskRequest(targetAgent: H.bgo.slug, prompt: "once", threadId: thread.id, idempotencyKey: "s1")
+        let first = try await h.client(H.chat).call(V1.TasksService.spawn, request)
+        let again = try await h.client(H.chat).call(V1.TasksService.spawn, request)
+        #expect(again.id == first.id)
+        var other = request
+        other.prompt = "something else"
+        do {
+            _ = try await h.client(H.chat).call(V1.TasksService.spawn, other)
+            Issue.record("the same key with another prompt was accepted")
+        } catch let error as RPCError {
+            #expect(error.code == .failedPrecondition)
+        }
+    }
+
     @Test func aLongPollWithNothingQueuedAnswersEmptyWhenItsWaitIsOver() async throws {
         let h = try H()
         let started = ContinuousClock.now

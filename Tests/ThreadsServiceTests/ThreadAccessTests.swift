@@ -195,6 +195,13 @@ struct ThreadAccessTests {
         #expect(again.seq == first.seq)
         let next = try await h.post(H.chat, thread.id, "twice")
         #expect(next.seq == first.seq + 1)
+        // The same key with another body is not a retry: refused, not silently answered.
+        await #expect(throws: RPCError.self) {
+            _ = try await h.client(H.chat).call(
+                V1.MessagesService.post, V1.PostMessageRequest(threadId: thread.id, content: "different", idempotencyKey: "k1"))
+        }
+        let listed = try await h.client(H.chat).call(V1.MessagesService.list, V1.ListMessagesRequest(threadId: thread.id))
+        #expect(listed.messages.map(\.content) == ["once", "twice"])
     }
 
     @Test func updateAndDeleteAThread() async throws {

@@ -17,7 +17,14 @@ extension SQLiteThreadsStore {
                             WHERE m.thread_id = ? AND m.author_agent_id = ? AND m.idempotency_key = ?
                                 AND m.org = ? AND m.project = ? AND m.env = ? AND \(ThreadAccess.threadVisible("t"))
                             """), arguments: arguments)
-                if let existing { return V1.Message(row: existing) }
+                if let existing {
+                    let first = V1.Message(row: existing)
+                    // Messages never change, so the first one is exactly what was posted.
+                    guard first.role == draft.role, first.content == draft.content, first.metadata == draft.metadata,
+                        first.userId == draft.userId
+                    else { throw ThreadsErrors.idempotencyKeyReused(draft.idempotencyKey, for: "message") }
+                    return first
+                }
             }
             guard let seq = try SeqAllocator.next(db, threadId: draft.threadId, access: access, now: now) else {
                 throw ThreadsErrors.threadNotFound(draft.threadId)

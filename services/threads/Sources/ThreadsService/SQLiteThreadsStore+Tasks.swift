@@ -16,7 +16,14 @@ extension SQLiteThreadsStore {
                             SELECT \(V1.Task.columns) FROM tasks k
                             WHERE k.spawner_agent_id = ? AND k.idempotency_key = ? AND \(ThreadAccess.taskVisible("k"))
                             """), arguments: arguments)
-                if let existing { return V1.Task(row: existing) }
+                if let existing {
+                    let first = V1.Task(row: existing)
+                    // What a spawn asked for never changes, whatever state the task is in now.
+                    guard first.threadId == draft.threadId, first.targetAgentId == draft.targetAgentId,
+                        first.prompt == draft.prompt, first.metadata == draft.metadata, first.userId == draft.userId
+                    else { throw ThreadsErrors.idempotencyKeyReused(draft.idempotencyKey, for: "task") }
+                    return first
+                }
             }
             guard let thread = try Self.visibleThread(db, draft.threadId, access) else {
                 throw ThreadsErrors.threadNotFound(draft.threadId)

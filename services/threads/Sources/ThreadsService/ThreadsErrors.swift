@@ -3,6 +3,14 @@ import PlatosRPC
 /// The errors whose exact wording matters: a resource outside the caller's scope is answered
 /// with the very same status and text as one that does not exist, so ids leak nothing.
 enum ThreadsErrors {
+    /// A retry must repeat the write it retries: the same key with another body is a mistake
+    /// that would otherwise lose the new body without a word.
+    static func idempotencyKeyReused(_ key: String, for what: String) -> RPCError {
+        RPCError(
+            .failedPrecondition,
+            "idempotency_key '\(key)' was already used for a different \(what); use a new key for a new \(what)")
+    }
+
     static func threadNotFound(_ id: String) -> RPCError {
         RPCError(.notFound, "thread '\(id)' not found")
     }
