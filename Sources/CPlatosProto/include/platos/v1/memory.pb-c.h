@@ -239,7 +239,8 @@ struct  Platos__V1__UpdateMemoryRequest
   ProtobufCMessage base;
   char *memory_id;
   /*
-   * The version read; a different current version is ABORTED.
+   * The version read; a different current version is ABORTED. 0 skips the check (the last
+   * writer wins), as for DeleteMemoryRequest.
    */
   uint64_t expected_version;
   Platos__V1__StringValue *content;
