@@ -217,6 +217,16 @@ import Testing
         await server.shutdownGracefully()
     }
 
+    /// protobuf-c strings are C strings: a status whose message or details hold a NUL must still
+    /// go out, with its code, rather than stop the process.
+    @Test func aStatusWithNULsStillEncodes() throws {
+        let error = RPCError(.invalidArgument, "bad\u{0}name", details: ["key\u{0}": "value\u{0}"])
+        let frame = try #require(RawSocket.frames(Array(FrameBytes.status(.response, callId: 7, error).readableBytesView)).first)
+        #expect(frame.callId == 7)
+        #expect(frame.status?.code == .invalidArgument)
+        #expect(frame.status?.message == "bad name")
+    }
+
     @Test func connectionsBeyondTheLimitGetGoAway() async throws {
         let (server, port) = try await startServer(TestRouter.make(Observations())) { $0.maxConnections = 2 }
         let first = try await RPCConnection.connect(host: "127.0.0.1", port: port)
