@@ -15,10 +15,15 @@ import ServiceLifecycle
 /// `/healthz` answers 503), then the admin server. Under `platos dev`, it also stops when
 /// `platos dev` is gone (``ParentWatch``).
 public enum ServiceRunner {
-    public static func run(options: ServiceOptions, router: RPCRouter, logger: Logger) async throws {
+    /// `configure` adjusts the RPC server's settings beyond the options (the gateway's limits).
+    public static func run(
+        options: ServiceOptions, router: RPCRouter, logger: Logger,
+        configure: (inout RPCServerConfiguration) -> Void = { _ in }
+    ) async throws {
         let registry = metricsRegistry
         var configuration = RPCServerConfiguration(host: options.host, port: options.port, serverName: "platos-\(options.name)")
         configuration.shutdownGracePeriod = .seconds(10)
+        configure(&configuration)
         let server = RPCServer(configuration: configuration, router: router, logger: logger)
         let admin = AdminHTTPServer(
             host: options.host, port: options.adminPort, registry: registry,

@@ -8,6 +8,7 @@ import Testing
 struct LiveCallsTests {
     /// Starts a call that waits until cancelled and returns how it ended.
     static func start(_ calls: LiveCalls, agent: String, token: String) async -> Task<RPCError.Code?, Never> {
+        let before = calls.count
         let task = Task { () -> RPCError.Code? in
             do {
                 try await calls.run(agentId: agent, tokenId: token) { try await Task.sleep(for: .seconds(60)) }
@@ -18,7 +19,6 @@ struct LiveCallsTests {
                 return .cancelled
             }
         }
-        let before = calls.count
         let deadline = ContinuousClock.now + .seconds(10)
         while calls.count == before, ContinuousClock.now < deadline { await Task.yield() }
         return task

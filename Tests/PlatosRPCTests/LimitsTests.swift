@@ -164,27 +164,28 @@ import Testing
     /// frame completing well within the timeout, stays open for many timeouts' worth of time.
     @Test func framesThatKeepArrivingInPiecesAreNotMistakenForAStall() async throws {
         let (server, port) = try await startServer(TestRouter.make(Observations())) {
-            $0.partialFrameTimeout = .milliseconds(300)
+            $0.partialFrameTimeout = .seconds(1)
         }
         let socket = try RawSocket(port: port)
-        let frames = (1...8).map { id in
+        let frames = (1...24).map { id in
             RawSocket.encode(V1.Frame(
                 callId: UInt64(id), kind: .request, method: "memory.get",
                 payload: try! V1.GetMemoryRequest(memoryId: "m\(id)").serializedBytes()))
         }
         // Each send ends half-way through a frame and completes the previous one, so the
-        // server's buffer is never empty between sends: 8 × 150 ms is four timeouts.
+        // server's buffer is never empty between sends: 24 × 100 ms is more than two timeouts,
+        // and a send may come late by most of a timeout without breaking the test.
         socket.send(Array(frames[0].prefix(frames[0].count / 2)))
         for id in 1..<frames.count {
-            try await Task.sleep(for: .milliseconds(150))
+            try await Task.sleep(for: .milliseconds(100))
             socket.send(Array(frames[id - 1].dropFirst(frames[id - 1].count / 2)) + Array(frames[id].prefix(frames[id].count / 2)))
         }
-        try await Task.sleep(for: .milliseconds(150))
-        socket.send(Array(frames[7].dropFirst(frames[7].count / 2)))
-        let replies = RawSocket.frames(await socket.read(until: { $0.count >= 8 }).bytes)
-        #expect(replies.count == 8)
+        try await Task.sleep(for: .milliseconds(100))
+        socket.send(Array(frames[23].dropFirst(frames[23].count / 2)))
+        let replies = RawSocket.frames(await socket.read(until: { $0.count >= 24 }).bytes)
+        #expect(replies.count == 24)
         #expect(replies.allSatisfy { $0.kind == .response && $0.status?.code == .ok })
-        #expect(Set(replies.map(\.callId)) == Set(1...8))
+        #expect(Set(replies.map(\.callId)) == Set(1...24))
         await server.shutdownGracefully()
     }
 

@@ -19,7 +19,8 @@ public struct RPCClientConfiguration: Sendable {
     /// Messages a server stream may hold that its reader has not taken yet. One reader that
     /// falls further behind has its stream ended with `RESOURCE_EXHAUSTED` (after the messages
     /// it holds) and cancelled on the server, rather than this process buffering for it without
-    /// limit; the connection's other calls go on. Watch streams resume from their last message.
+    /// limit; the connection's other calls go on. The caller then reopens it where it stopped
+    /// (watch streams take an `after_*` position).
     public var maxBufferedStreamMessages = 16_384
 
     public init() {}

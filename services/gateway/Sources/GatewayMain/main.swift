@@ -24,7 +24,8 @@ do {
     configuration.threads = options.peer("threads")
     let gateway = Gateway(configuration: configuration, signer: try PrincipalSigner(secret: try options.loadSecret()), logger: logger)
     let watcher = Task { await gateway.watchMemberships() }
-    try await ServiceRunner.run(options: options, router: gateway.router(), logger: logger)
+    try await ServiceRunner.run(
+        options: options, router: gateway.router(), logger: logger, configure: Gateway.configurePublicServer)
     watcher.cancel()
     await gateway.close()
 } catch {

@@ -25,6 +25,14 @@ public final class Gateway: Sendable {
         limiter = RateLimiter(perSecond: configuration.rateLimitPerSecond, burst: configuration.rateLimitBurst)
     }
 
+    /// The public server's limits: call metadata a little below what the backends accept, so
+    /// that a call the gateway takes still fits once its principal stamp (two entries, under a
+    /// KiB) has been added.
+    public static func configurePublicServer(_ configuration: inout RPCServerConfiguration) {
+        configuration.maxMetadataEntries -= 4
+        configuration.maxMetadataBytes -= 4 * 1024
+    }
+
     /// Follows `registry.watch` until cancelled; run it next to the server.
     public func watchMemberships() async {
         await MembershipWatcher(backends: backends, cache: cache, liveCalls: liveCalls, logger: logger).run()
@@ -74,8 +82,9 @@ public final class Gateway: Sendable {
     }
 
     /// Admits a long-lived call and runs `body` (given the principal to stamp) among the
-    /// ``LiveCalls``, so that a membership or token change ends it. A change that lands between
-    /// the admission and the registration is caught by admitting again.
+    /// ``LiveCalls``, so that a membership or token change ends it. The call is registered before
+    /// `body` starts; a change between the admission and the registration moves the cache's
+    /// generation, and the caller's identity is then resolved again before `body` goes on.
     func runLive<T: Sendable>(
         _ method: RPCMethodDescriptor, _ context: ServerContext,
         _ body: @escaping @Sendable (V1.Principal) async throws -> T
@@ -83,15 +92,22 @@ public final class Gateway: Sendable {
         let generation = cache.generation
         let (principal, tokenId) = try await admitCaller(method, context)
         return try await liveCalls.run(agentId: principal.agentId, tokenId: tokenId) { [self] in
-            guard cache.generation == generation else {
-                let (current, _) = try await admitCaller(method, context)
-                guard current == principal else {
+            if cache.generation != generation {
+                // Authentication only: the call was already admitted and rate-limited once.
+                let (current, _) = try await authenticator.principal(context)
+                guard Self.sameIdentity(current, principal) else {
                     throw RPCError(.unavailable, "the caller's cluster membership or token changed; reopen the call")
                 }
-                return try await body(current)
             }
             return try await body(principal)
         }
+    }
+
+    /// Who the caller is and what it reaches; not the registry's version counter, which moves
+    /// with every change to anyone.
+    static func sameIdentity(_ a: V1.Principal, _ b: V1.Principal) -> Bool {
+        a.agentId == b.agentId && a.clusterId == b.clusterId && a.userId == b.userId && a.role == b.role
+            && a.scope == b.scope && a.taskId == b.taskId
     }
 
     /// Unary methods that may wait for a long time (a long poll): run as live calls.

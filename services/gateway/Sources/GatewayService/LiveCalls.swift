@@ -14,7 +14,8 @@ final class LiveCalls: Sendable {
     private struct Entry {
         let agentId: String
         let tokenId: String
-        let end: @Sendable () -> Void
+        /// Cancels the call's task; nil until the task exists.
+        var cancel: (@Sendable () -> Void)?
         var endedBecause: RPCError?
     }
 
@@ -29,17 +30,24 @@ final class LiveCalls: Sendable {
     var count: Int { state.withLockedValue { $0.entries.count } }
 
     /// Runs `body` as a call of `agentId` holding `tokenId`, until it ends by itself or a change
-    /// to that agent or token ends it (then with that change's `UNAVAILABLE`).
+    /// to that agent or token ends it (then with that change's `UNAVAILABLE`). The call is
+    /// registered before `body` starts, so a change that lands while `body` is starting ends it.
     func run<T: Sendable>(
         agentId: String, tokenId: String, _ body: @escaping @Sendable () async throws -> T
     ) async throws -> T {
-        let task = Task { try await body() }
         let id = state.withLockedValue { state in
             state.nextId += 1
-            state.entries[state.nextId] = Entry(agentId: agentId, tokenId: tokenId, end: { task.cancel() })
+            state.entries[state.nextId] = Entry(agentId: agentId, tokenId: tokenId)
             return state.nextId
         }
         defer { _ = state.withLockedValue { $0.entries.removeValue(forKey: id) } }
+        let task = Task { try await body() }
+        let endedAlready = state.withLockedValue { state -> Bool in
+            if state.entries[id]?.endedBecause != nil { return true }
+            state.entries[id]?.cancel = { task.cancel() }
+            return false
+        }
+        if endedAlready { task.cancel() }
         do {
             return try await withTaskCancellationHandler { try await task.value } onCancel: { task.cancel() }
         } catch {
@@ -61,15 +69,17 @@ final class LiveCalls: Sendable {
         end(RPCError(.unavailable, "the gateway lost the registry's membership feed; reopen the call")) { _ in true }
     }
 
+    /// Marks the matching calls ended and cancels their tasks; a call whose task does not exist
+    /// yet cancels it as soon as it does (see ``run(agentId:tokenId:_:)``).
     private func end(_ reason: RPCError, where matches: (Entry) -> Bool) {
-        let ended = state.withLockedValue { state -> [@Sendable () -> Void] in
-            var ended: [@Sendable () -> Void] = []
+        let cancels = state.withLockedValue { state -> [@Sendable () -> Void] in
+            var cancels: [@Sendable () -> Void] = []
             for (id, entry) in state.entries where entry.endedBecause == nil && matches(entry) {
                 state.entries[id]?.endedBecause = reason
-                ended.append(entry.end)
+                if let cancel = entry.cancel { cancels.append(cancel) }
             }
-            return ended
+            return cancels
         }
-        for end in ended { end() }
+        for cancel in cancels { cancel() }
     }
 }

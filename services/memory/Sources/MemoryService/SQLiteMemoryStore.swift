@@ -29,9 +29,10 @@ public final class SQLiteMemoryStore: MemoryStore {
         let item = row.item
         let key = memory.idempotencyKey
         let fingerprint = Self.fingerprint(memory, tags: item.tags)
+        let legacyFingerprint = Self.fingerprint(memory, tags: item.tags, withUser: false)
         return try await database.write { db in
             if !key.isEmpty {
-                if let replay = try Self.replay(db, memory, key: key, fingerprint) {
+                if let replay = try Self.replay(db, memory, key: key, [fingerprint, legacyFingerprint]) {
                     return (replay, true)
                 }
             }
@@ -111,7 +112,7 @@ public final class SQLiteMemoryStore: MemoryStore {
     /// The earlier write with this agent's `key`, or nil when the key is new. Its memory is
     /// answered as it is now, so only while the writer still reaches it, as `memory.get` would.
     private static func replay(
-        _ db: Database, _ memory: NewMemory, key: String, _ fingerprint: UInt64
+        _ db: Database, _ memory: NewMemory, key: String, _ fingerprints: [UInt64]
     ) throws -> V1.MemoryItem? {
         let scope = memory.scope
         guard
@@ -124,7 +125,7 @@ public final class SQLiteMemoryStore: MemoryStore {
                 arguments: [scope.org, scope.project, scope.env, memory.authorAgentId, key])
         else { return nil }
         let memoryId: String = earlier[0]
-        guard UInt64(bitPattern: earlier[1] as Int64) == fingerprint else {
+        guard fingerprints.contains(UInt64(bitPattern: earlier[1] as Int64)) else {
             throw MemoryStoreError.idempotencyKeyReused(key: key)
         }
         let reach = ScopeFilter(
@@ -144,9 +145,11 @@ public final class SQLiteMemoryStore: MemoryStore {
 
     /// What a retried write must repeat to count as the same write: the end user and what was
     /// written. Not the owner: a retry after the agent joined a cluster is still the same write.
-    static func fingerprint(_ memory: NewMemory, tags: [String]) -> UInt64 {
+    /// Keys stored before the user was part of it (`withUser: false`) are still honoured; the
+    /// replay's reach check then holds the user to the first write's.
+    static func fingerprint(_ memory: NewMemory, tags: [String], withUser: Bool = true) -> UInt64 {
         var hash = StableHash()
-        hash.combine(field: memory.scope.userId)
+        if withUser { hash.combine(field: memory.scope.userId) }
         hash.combine(field: memory.content)
         for tag in tags.sorted() { hash.combine(field: tag) }
         hash.combine(field: "|")
