@@ -79,6 +79,11 @@ import Testing
         let bgoU = Self.client(port, token: bgoToken, user: user)
         let otherU = Self.client(port, token: otherToken, user: user)
         let secondU = Self.client(port, token: s1Token, user: user)
+        // An end-user id is an id: one of 300 bytes is refused before it is stamped anywhere.
+        let longUser = Self.client(port, token: otherToken, user: String(repeating: "u", count: 300))
+        #expect(await Self.code {
+            _ = try await longUser.call(V1.MemoryService.recall, V1.RecallRequest(query: "x", limit: 1))
+        } == .invalidArgument)
 
         // Shared memory: chat writes for U, bgo recalls it; other and a second-cluster member do not.
         _ = try await chatU.call(V1.MemoryService.write, V1.WriteMemoryRequest(content: "U prefers window seats", tags: ["travel"]))

@@ -311,6 +311,14 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         self.keepaliveTimeout = keepaliveTimeout
     }
 
+    /// The handlers go in after the connect, while the channel already reads: a server that
+    /// answers a new connection with GOAWAY and a close (at its connection limit) can be gone
+    /// before this handler is there to hear `channelInactive`. Without this check the connection
+    /// would look usable for good, and its calls would wait out their deadlines.
+    func handlerAdded(context: ChannelHandlerContext) {
+        if !context.channel.isActive { connection.closed("the server closed the connection as it opened") }
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
         if frame.kind == .pong {

@@ -13,10 +13,7 @@ public final class RPCConnectionPool: RPCTransport {
     private enum Slot {
         case empty(attempt: Int, retryAt: ContinuousClock.Instant)
         case connecting(EventLoopFuture<RPCConnection>)
-        /// `since`: when it came up. One lost soon after (a server at its connection limit
-        /// answers GOAWAY and closes) is replaced after the first backoff step, not at once, so
-        /// that such a server does not get a connect per call.
-        case ready(RPCConnection, since: ContinuousClock.Instant)
+        case ready(RPCConnection)
         /// The pool was closed: no calls, no connections, for good.
         case closed
     }
@@ -66,7 +63,7 @@ public final class RPCConnectionPool: RPCTransport {
             if let currentLoop {
                 for k in 0..<count {
                     let i = (index + k) % count
-                    if case .ready(let connection, _) = slots[i], connection.channel.eventLoop === currentLoop,
+                    if case .ready(let connection) = slots[i], connection.channel.eventLoop === currentLoop,
                         connection.isUsable
                     {
                         return .use(connection)
@@ -75,7 +72,7 @@ public final class RPCConnectionPool: RPCTransport {
             }
             var attempt = 0
             switch slots[index] {
-            case .ready(let connection, _) where connection.isUsable:
+            case .ready(let connection) where connection.isUsable:
                 return .use(connection)
             case .connecting(let future):
                 return .wait(future)
@@ -85,15 +82,8 @@ public final class RPCConnectionPool: RPCTransport {
                     return .fail(RPCError(.unavailable, "\(host):\(port) is unreachable; next connect attempt in \(ms) ms"))
                 }
                 attempt = tried
-            case .ready(_, let since):
-                // A connection that was up proved the endpoint: reconnect at once, unless it was
-                // lost within the first backoff step of coming up.
-                let retryAt = since + configuration.backoff(attempt: 0)
-                if ContinuousClock.now < retryAt {
-                    slots[index] = .empty(attempt: 1, retryAt: retryAt)
-                    let ms = (retryAt - .now).milliseconds
-                    return .fail(RPCError(.unavailable, "\(host):\(port) closed a new connection; next connect attempt in \(ms) ms"))
-                }
+            case .ready:
+                // A connection that was up proved the endpoint: replace it at once.
                 attempt = 0
             case .closed:
                 return .fail(RPCError(.unavailable, "the connection pool for \(host):\(port) is closed"))
@@ -149,7 +139,7 @@ public final class RPCConnectionPool: RPCTransport {
             let closedMeanwhile = slots.withLockedValue { slots -> Bool in
                 if case .closed = slots[index] { return true }
                 switch result {
-                case .success(let connection): slots[index] = .ready(connection, since: .now)
+                case .success(let connection): slots[index] = .ready(connection)
                 case .failure:
                     slots[index] = .empty(attempt: attempt + 1, retryAt: .now + configuration.backoff(attempt: attempt))
                 }
@@ -208,7 +198,7 @@ public final class RPCConnectionPool: RPCTransport {
     public func close() async {
         let connections = slots.withLockedValue { slots -> [RPCConnection] in
             defer { slots = slots.map { _ in .closed } }
-            return slots.compactMap { if case .ready(let c, _) = $0 { return c } else { return nil } }
+            return slots.compactMap { if case .ready(let c) = $0 { return c } else { return nil } }
         }
         for connection in connections { await connection.close() }
     }

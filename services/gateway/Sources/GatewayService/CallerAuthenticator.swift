@@ -60,8 +60,17 @@ struct CallerAuthenticator: Sendable {
 
     /// The end user: bound to the token, else `x-platos-user`, else — for a worker that names the
     /// task it works on in `x-platos-task` — the user of that task's spawner.
+    /// The longest `x-platos-user` (and `x-platos-task`) accepted: ids, not documents. The user
+    /// also travels inside the stamp, so a long one would cost twice in the backend's metadata.
+    static let maxHeaderIdBytes = 256
+
     private func userId(for principal: V1.Principal, _ context: ServerContext) async throws -> String {
         let header = context.metadata[MetadataKey.user] ?? ""
+        for (key, value) in [(MetadataKey.user, header), (MetadataKey.task, context.metadata[MetadataKey.task] ?? "")]
+        where value.utf8.count > Self.maxHeaderIdBytes {
+            throw RPCError(
+                .invalidArgument, "\(key) is \(value.utf8.count) bytes; the limit is \(Self.maxHeaderIdBytes)")
+        }
         if !principal.userId.isEmpty {
             guard header.isEmpty || header == principal.userId else {
                 throw RPCError(.permissionDenied, "this token acts only for its bound user; x-platos-user names another")
