@@ -13,6 +13,18 @@ struct ThreadsEndToEndTests {
     static let chat = V1.Principal(scope: scope, agentId: "agent_chat", clusterId: "cluster_one", userId: "user_1", role: .agent)
     static let bgo = V1.Principal(scope: scope, agentId: "agent_bgo", clusterId: "cluster_one", role: .agent)
 
+    /// Every message of `threadId`, page after page.
+    static func allMessages(of threadId: String, _ reader: RPCClient) async throws -> [V1.Message] {
+        var messages: [V1.Message] = []
+        while true {
+            let page = try await reader.call(
+                V1.MessagesService.list,
+                V1.ListMessagesRequest(threadId: threadId, afterSeq: messages.last?.seq ?? 0, limit: 1000))
+            messages += page.messages
+            if !page.hasMore { return messages }
+        }
+    }
+
     static func start(_ dataDir: String) async throws -> ServiceProcess {
         try await ServiceProcess("threads", dataDir: dataDir, extraArguments: ["--registry", "127.0.0.1:1"])
     }
@@ -93,15 +105,7 @@ struct ThreadsEndToEndTests {
         let restarted = try await Self.start(dataDir)
         let reader = signer.client(port: restarted.port, principal: Self.bgo)
         for threadId in threads {
-            var stored: Set<UInt64> = []
-            var after: UInt64 = 0
-            while true {
-                let page = try await reader.call(
-                    V1.MessagesService.list, V1.ListMessagesRequest(threadId: threadId, afterSeq: after, limit: 1000))
-                stored.formUnion(page.messages.map(\.seq))
-                after = page.messages.last?.seq ?? after
-                if !page.hasMore { break }
-            }
+            let stored = Set(try await Self.allMessages(of: threadId, reader).map(\.seq))
             let mine = acked[threadId] ?? []
             #expect(mine.isSubset(of: stored), "thread \(threadId) lost \(mine.subtracting(stored).count) messages")
             // Seqs stay gap-free across the crash: unique and starting at 1, so the count is the top.
@@ -202,15 +206,7 @@ extension ThreadsEndToEndTests {
             }
         }
         #expect(lost.isEmpty, "\(lost.count) acknowledged spawns lost")
-        var messageIds: Set<String> = []
-        var after: UInt64 = 0
-        while true {
-            let page = try await reader.call(
-                V1.MessagesService.list, V1.ListMessagesRequest(threadId: thread, afterSeq: after, limit: 1000))
-            messageIds.formUnion(page.messages.map(\.id))
-            after = page.messages.last?.seq ?? after
-            if !page.hasMore { break }
-        }
+        let messageIds = Set(try await Self.allMessages(of: thread, reader).map(\.id))
         var undone: [String] = []
         for (taskId, messageId) in acknowledgedCompletions {
             let task = try await reader.call(V1.TasksService.get, V1.GetTaskRequest(taskId: taskId))
