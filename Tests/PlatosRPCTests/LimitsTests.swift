@@ -228,6 +228,13 @@ import Testing
         #expect(frame.status?.message == "bad name")
     }
 
+    /// A caller's timeout of centuries is as good as forever; it must not trap in the conversion.
+    @Test func durationsBeyondInt64NanosecondsSaturate() {
+        #expect(Duration.seconds(Int64.max).nanoseconds == .max)
+        #expect(Duration.seconds(Int64.min).nanoseconds == .min)
+        #expect(Duration.milliseconds(1500).nanoseconds == 1_500_000_000)
+    }
+
     @Test func connectionsBeyondTheLimitGetGoAway() async throws {
         let (server, port) = try await startServer(TestRouter.make(Observations())) { $0.maxConnections = 2 }
         let first = try await RPCConnection.connect(host: "127.0.0.1", port: port)

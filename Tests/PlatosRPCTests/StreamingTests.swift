@@ -42,6 +42,23 @@ import Testing
         await server.shutdownGracefully()
     }
 
+    /// A stream past its deadline ends as every stream ends, with STREAM_END (DEADLINE_EXCEEDED),
+    /// not with the RESPONSE frame of a unary call.
+    @Test func aStreamPastItsDeadlineEndsWithStreamEnd() async throws {
+        let (server, port) = try await startServer(TestRouter.make(Observations()))
+        let socket = try RawSocket(port: port)
+        // tasks.watch streams until cancelled: only the deadline ends it.
+        socket.send(RawSocket.encode(V1.Frame(
+            callId: 1, kind: .request, method: "tasks.watch", timeoutMs: 200,
+            payload: try V1.WatchTasksRequest().serializedBytes())))
+        let frames = RawSocket.frames(await socket.read(until: { $0.contains { $0.kind != .streamMessage } }).bytes)
+        let end = try #require(frames.first { $0.kind != .streamMessage })
+        #expect(end.kind == .streamEnd)
+        #expect(end.status?.code == .deadlineExceeded)
+        #expect(frames.contains { $0.kind == .streamMessage })
+        await server.shutdownGracefully()
+    }
+
     @Test func cancellingMidStreamStopsTheServerLoop() async throws {
         let observations = Observations()
         let (server, port) = try await startServer(TestRouter.make(observations))
