@@ -151,7 +151,7 @@ let package = Package(
         ),
         .target(
             name: "MemoryService",
-            dependencies: serviceDependencies,
+            dependencies: serviceDependencies + [.product(name: "Crypto", package: "swift-crypto")],
             path: "services/memory/Sources/MemoryService",
             swiftSettings: swiftSettings
         ),

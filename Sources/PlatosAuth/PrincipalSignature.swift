@@ -13,6 +13,7 @@ import ProtobufCSwift
 public struct PrincipalSigner: Sendable {
     /// HMAC-SHA256 with the secret already absorbed, shared by every copy of the signer.
     private let keyed: KeyedHMAC
+    private let secret: [UInt8]
     private let stamps = StampCache()
     private let verified = VerifiedStampCache()
     /// How old a stamp may be when it arrives. Generous enough for clock skew between hosts.
@@ -24,6 +25,15 @@ public struct PrincipalSigner: Sendable {
             throw RPCError(.failedPrecondition, "the internal secret must be at least 32 bytes, got \(secret.count)")
         }
         keyed = KeyedHMAC(key: secret)
+        self.secret = secret
+    }
+
+    /// A 256-bit key for `purpose` (HKDF-SHA256 of the internal secret): a service's own use of
+    /// the secret, such as sealing page tokens, never reuses the stamps' key.
+    public func derivedKey(for purpose: String) -> [UInt8] {
+        let key = HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: SymmetricKey(data: secret), info: Data(purpose.utf8), outputByteCount: 32)
+        return key.withUnsafeBytes { Array($0) }
     }
 
     /// Metadata entries that carry `principal` on a call to `method`. A stamp made for the same

@@ -1,3 +1,4 @@
+import Foundation
 import PlatosProto
 import PlatosRPC
 import Testing
@@ -75,6 +76,32 @@ import Testing
             V1.MemoryService.write, V1.WriteMemoryRequest(content: "likes tea", idempotencyKey: "k-join"))
         #expect(retry.replayed)
         #expect(retry.item?.id == own.id)
+    }
+
+    /// A page token is sealed: it does not show the position (a row number of the whole
+    /// database, which would tell how fast every tenant writes), and one altered does not open.
+    @Test func aPageTokenIsSealed() async throws {
+        for n in 0..<3 { try await chat.write("memory \(n)") }
+        let page = try await chat.rpc.call(V1.MemoryService.list, V1.ListMemoriesRequest(page: V1.PageRequest(pageSize: 1)))
+        let token = page.nextPageToken
+        #expect(!token.isEmpty)
+        var base64 = token.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while base64.utf8.count % 4 != 0 { base64 += "=" }
+        let bytes = try #require(Data(base64Encoded: base64))
+        #expect(!String(decoding: bytes, as: UTF8.self).contains("m1:"))
+
+        let next = try await chat.rpc.call(
+            V1.MemoryService.list, V1.ListMemoriesRequest(page: V1.PageRequest(pageSize: 1, pageToken: token)))
+        #expect(next.items.count == 1)
+        #expect(next.items.first?.id != page.items.first?.id)
+
+        var altered = Array(token)
+        altered[altered.count / 2] = altered[altered.count / 2] == "A" ? "B" : "A"
+        let refused = await rpcError {
+            try await chat.rpc.call(
+                V1.MemoryService.list, V1.ListMemoriesRequest(page: V1.PageRequest(pageSize: 1, pageToken: String(altered))))
+        }
+        #expect(refused?.code == .invalidArgument)
     }
 
     @Test func aHistoryTokenIsNotAListToken() async throws {

@@ -24,13 +24,14 @@ public struct MemoryHandlers: Sendable {
     /// The router serving every method of `service Memory`, each behind signature verification.
     public func router(signer: PrincipalSigner) -> RPCRouter {
         var router = AuthenticatedRouter(signer: signer)
+        let tokens = PageTokens(key: signer.derivedKey(for: PageTokens.purpose))
         router.register(V1.MemoryService.write) { request, caller in try await write(request, caller) }
         router.register(V1.MemoryService.recall) { request, caller in try await recall(request, caller) }
         router.register(V1.MemoryService.get) { request, caller in try await get(request, caller) }
-        router.register(V1.MemoryService.list) { request, caller in try await list(request, caller) }
+        router.register(V1.MemoryService.list) { request, caller in try await list(request, caller, tokens) }
         router.register(V1.MemoryService.update) { request, caller in try await update(request, caller) }
         router.register(V1.MemoryService.delete) { request, caller in try await delete(request, caller) }
-        router.register(V1.MemoryService.history) { request, caller in try await history(request, caller) }
+        router.register(V1.MemoryService.history) { request, caller in try await history(request, caller, tokens) }
         router.register(V1.MemoryService.forgetUser) { request, caller in try await forgetUser(request, caller) }
         return router.router
     }
@@ -88,18 +89,20 @@ public struct MemoryHandlers: Sendable {
         return try await storing { try await store.get(id: request.memoryId, access: access) }
     }
 
-    func list(_ request: V1.ListMemoriesRequest, _ caller: Caller) async throws -> V1.ListMemoriesResponse {
+    func list(_ request: V1.ListMemoriesRequest, _ caller: Caller, _ tokens: PageTokens) async throws
+        -> V1.ListMemoriesResponse
+    {
         let access = try caller.memoryAccess("memory.list")
         try MemoryValidation.tags(request.tags)
         try MemoryValidation.authorAgentId(request.authorAgentId)
         let page = request.page ?? V1.PageRequest()
-        let after = try PageToken.decode(page.pageToken, as: .memories)
+        let after = try tokens.decode(page.pageToken, as: .memories)
         var query = ListQuery(access: access, pageSize: Self.pageSize(page), after: after)
         query.tags = MemoryValidation.distinct(request.tags)
         query.authorAgentId = request.authorAgentId
         let result = try await storing { try await store.list(query) }
         return V1.ListMemoriesResponse(
-            items: result.items, nextPageToken: result.next.map { PageToken.encode(.memories, $0) } ?? "")
+            items: result.items, nextPageToken: result.next.map { tokens.encode(.memories, $0) } ?? "")
     }
 
     func update(_ request: V1.UpdateMemoryRequest, _ caller: Caller) async throws -> V1.MemoryItem {
@@ -142,16 +145,18 @@ public struct MemoryHandlers: Sendable {
         return V1.DeleteMemoryResponse(deleted: true)
     }
 
-    func history(_ request: V1.MemoryHistoryRequest, _ caller: Caller) async throws -> V1.MemoryHistoryResponse {
+    func history(_ request: V1.MemoryHistoryRequest, _ caller: Caller, _ tokens: PageTokens) async throws
+        -> V1.MemoryHistoryResponse
+    {
         let access = try caller.memoryAccess("memory.history")
         try MemoryValidation.memoryId(request.memoryId)
         let page = request.page ?? V1.PageRequest()
-        let after = try PageToken.decode(page.pageToken, as: .history)
+        let after = try tokens.decode(page.pageToken, as: .history)
         let result = try await storing {
             try await store.history(id: request.memoryId, access: access, pageSize: Self.pageSize(page), after: after)
         }
         return V1.MemoryHistoryResponse(
-            entries: result.entries, nextPageToken: result.next.map { PageToken.encode(.history, $0) } ?? "")
+            entries: result.entries, nextPageToken: result.next.map { tokens.encode(.history, $0) } ?? "")
     }
 
     func forgetUser(_ request: V1.ForgetUserRequest, _ caller: Caller) async throws -> V1.ForgetUserResponse {

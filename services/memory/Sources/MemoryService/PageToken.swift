@@ -1,30 +1,44 @@
+import Crypto
 import Foundation
 
-/// An opaque continuation token: base64url of `<kind>:<position>`. The kind keeps a history
-/// token from being used on a list. A caller who forges a token moves only within its own scope,
-/// because every page query applies the scope again.
-enum PageToken {
+/// Continuation tokens, sealed: AES-GCM over `<kind>:<position>` with a key derived from the
+/// internal secret, in base64url. The position is a row number of the whole database, so an
+/// open token would let any caller watch how fast every tenant writes; sealed, it says nothing,
+/// and one this service did not issue (or issued for the other method) does not open. Tokens
+/// outlive restarts, since the key comes from the secret. A caller who replays a token moves
+/// only within its own scope anyway: every page query applies the scope again.
+struct PageTokens: Sendable {
     enum Kind: String {
         case memories = "m1"
         case history = "h1"
     }
 
-    static func encode(_ kind: Kind, _ position: Int64) -> String {
-        Data("\(kind.rawValue):\(position)".utf8).base64EncodedString()
+    /// The AES-256 key's bytes (`SymmetricKey` is not `Sendable`).
+    let key: [UInt8]
+
+    static let purpose = "platos-memory page tokens v1"
+
+    func encode(_ kind: Kind, _ position: Int64) -> String {
+        // Sealing a few bytes with a fresh random nonce cannot fail.
+        let sealed = try! AES.GCM.seal(Data("\(kind.rawValue):\(position)".utf8), using: SymmetricKey(data: key))
+        return sealed.combined!.base64EncodedString()
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
             .replacingOccurrences(of: "=", with: "")
     }
 
     /// The position in `token`, nil for an empty token (the first page); throws for anything
     /// this service did not issue for `kind`.
-    static func decode(_ token: String, as kind: Kind) throws -> Int64? {
+    func decode(_ token: String, as kind: Kind) throws -> Int64? {
         if token.isEmpty { return nil }
         var base64 = token.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         while base64.utf8.count % 4 != 0 { base64 += "=" }
-        guard token.utf8.count <= 64, let data = Data(base64Encoded: base64) else {
+        guard token.utf8.count <= 128, let data = Data(base64Encoded: base64),
+            let box = try? AES.GCM.SealedBox(combined: data),
+            let plain = try? AES.GCM.open(box, using: SymmetricKey(data: key))
+        else {
             throw MemoryValidation.invalid("page.page_token is not a token this service issued")
         }
-        let text = String(decoding: data, as: UTF8.self)
+        let text = String(decoding: plain, as: UTF8.self)
         let prefix = kind.rawValue + ":"
         guard text.hasPrefix(prefix), let position = Int64(text.dropFirst(prefix.count)) else {
             throw MemoryValidation.invalid("page.page_token is not a token this service issued for this method")
