@@ -62,3 +62,11 @@ public struct RPCError: Error, Hashable, Sendable, CustomStringConvertible {
             details: Dictionary(status.details.map { ($0.key, $0.value) }, uniquingKeysWith: { _, last in last }))
     }
 }
+
+extension RPCError {
+    /// Ends a server stream whose reader left more than `limit` messages unread, over TCP and in
+    /// process alike (``RPCClientConfiguration/maxBufferedStreamMessages``).
+    static func streamReaderFellBehind(limit: Int) -> RPCError {
+        RPCError(.resourceExhausted, "the stream's reader fell more than \(limit) messages behind; the call was ended")
+    }
+}

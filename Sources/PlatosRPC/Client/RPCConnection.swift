@@ -187,7 +187,7 @@ public final class RPCConnection: Sendable {
                     // CANCEL gone out first, for a call the server did not know yet: cancel again,
                     // after the request. A CANCEL for a call that already ended is ignored.
                     fail(id, RPCError(.cancelled, "the call was cancelled"), cancelOnServer: false)
-                    outbox.enqueue(.init(callId: id, bytes: FrameBytes.status(.cancel, callId: id, RPCError(.cancelled, "")), ends: false))
+                    sendCancel(id)
                 }
             }
         } onCancel: {
@@ -227,9 +227,12 @@ public final class RPCConnection: Sendable {
     private func fail(_ id: UInt64, _ error: RPCError, cancelOnServer: Bool) {
         guard let pending = state.withLockedValue({ $0.pending.removeValue(forKey: id) }) else { return }
         pending.fail(error)
-        if cancelOnServer {
-            outbox.enqueue(.init(callId: id, bytes: FrameBytes.status(.cancel, callId: id, RPCError(.cancelled, "")), ends: false))
-        }
+        if cancelOnServer { sendCancel(id) }
+    }
+
+    /// Asks the server to stop call `id`.
+    private func sendCancel(_ id: UInt64) {
+        outbox.enqueue(.init(callId: id, bytes: FrameBytes.status(.cancel, callId: id, RPCError(.cancelled, "")), ends: false))
     }
 
     // MARK: From the event loop
@@ -256,12 +259,7 @@ public final class RPCConnection: Sendable {
         case .streamMessage:
             guard case .stream(let c, _)? = state.withLockedValue({ $0.pending[frame.callId] }) else { return }
             if case .dropped = c.yield(frame.payload) {
-                fail(
-                    frame.callId,
-                    RPCError(
-                        .resourceExhausted,
-                        "the stream's reader fell more than \(maxBufferedStreamMessages) messages behind; the call was ended"),
-                    cancelOnServer: true)
+                fail(frame.callId, .streamReaderFellBehind(limit: maxBufferedStreamMessages), cancelOnServer: true)
             }
         case .goaway:
             let status = frame.status ?? V1.Status()

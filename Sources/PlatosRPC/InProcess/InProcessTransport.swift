@@ -51,9 +51,7 @@ public struct InProcessTransport: RPCTransport {
                         try await body(payload, context) { message in
                             try Task.checkCancellation()
                             if case .dropped = continuation.yield(message) {
-                                throw RPCError(
-                                    .resourceExhausted,
-                                    "the stream's reader fell more than \(limit) messages behind; the call was ended")
+                                throw RPCError.streamReaderFellBehind(limit: limit)
                             }
                         }
                     }
