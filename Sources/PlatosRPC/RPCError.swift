@@ -64,9 +64,13 @@ public struct RPCError: Error, Hashable, Sendable, CustomStringConvertible {
 }
 
 extension RPCError {
-    /// Ends a server stream whose reader left more than `limit` messages unread, over TCP and in
-    /// process alike (``RPCClientConfiguration/maxBufferedStreamMessages``).
-    static func streamReaderFellBehind(limit: Int) -> RPCError {
-        RPCError(.resourceExhausted, "the stream's reader fell more than \(limit) messages behind; the call was ended")
+    /// Ends a server stream whose reader left more unread than ``StreamInbox`` holds, over TCP
+    /// and in process alike (``RPCClientConfiguration/maxBufferedStreamMessages`` and
+    /// ``RPCClientConfiguration/maxBufferedStreamBytes``).
+    static func streamReaderFellBehind(_ limits: StreamInbox.Limits) -> RPCError {
+        RPCError(
+            .resourceExhausted,
+            "the stream's reader fell more than \(limits.maxMessages) messages or \(limits.maxBytes) bytes behind; "
+                + "the call was ended: reopen it from the last position read")
     }
 }

@@ -42,6 +42,40 @@ import Testing
         await server.shutdownGracefully()
     }
 
+    /// The same bound in bytes: messages of up to 64 KiB each would make a count of 16,384 a
+    /// gigabyte per stream. The reader gets a gap-free run of what fit, then RESOURCE_EXHAUSTED.
+    @Test func aReaderThatFallsTooManyBytesBehindGetsWhatWasHeldThenResourceExhausted() async throws {
+        let (server, port) = try await startServer(TestRouter.make(Observations()))
+        var configuration = RPCClientConfiguration()
+        // Each event here is 2 bytes: 100 of them are twice the limit.
+        configuration.maxBufferedStreamBytes = 100
+        let connection = try await RPCConnection.connect(host: "127.0.0.1", port: port, configuration: configuration)
+        let stream = connection.serverStreaming(
+            method: V1.RegistryService.watch.descriptor.name,
+            payload: try V1.WatchRegistryRequest(afterVersion: 100).serializedBytes(), metadata: [:], deadline: nil)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while connection.inFlight > 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        var versions: [UInt64] = []
+        var heldBytes = 0
+        var ended: RPCError?
+        do {
+            for try await bytes in stream {
+                heldBytes += bytes.count
+                versions.append(try V1.MembershipEvent(serializedBytes: bytes).version)
+            }
+        } catch let error as RPCError {
+            ended = error
+        }
+        #expect(!versions.isEmpty)
+        #expect(versions == Array(1...UInt64(max(versions.count, 1))))
+        #expect(heldBytes <= 100)
+        #expect(versions.count < 100)
+        #expect(ended?.code == .resourceExhausted)
+        #expect(ended?.message.contains("100 bytes") == true)
+        await connection.close()
+        await server.shutdownGracefully()
+    }
+
     /// A stream past its deadline ends as every stream ends, with STREAM_END (DEADLINE_EXCEEDED),
     /// not with the RESPONSE frame of a unary call.
     @Test func aStreamPastItsDeadlineEndsWithStreamEnd() async throws {

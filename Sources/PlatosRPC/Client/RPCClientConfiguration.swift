@@ -16,14 +16,19 @@ public struct RPCClientConfiguration: Sendable {
     public var jitter = 0.2
     /// Retries of an idempotent call that failed with `UNAVAILABLE`.
     public var maxRetries = 2
-    /// Messages a server stream may hold that its reader has not taken yet. One reader that
-    /// falls further behind has its stream ended with `RESOURCE_EXHAUSTED` (after the messages
-    /// it holds) and cancelled on the server, rather than this process buffering for it without
-    /// limit; the connection's other calls go on. The caller then reopens it where it stopped
-    /// (watch streams take an `after_*` position).
+    /// Messages, and their bytes, a server stream may hold that its reader has not taken yet
+    /// (``StreamInbox``). One reader that falls further behind has its stream ended with
+    /// `RESOURCE_EXHAUSTED` (after the messages it holds) and cancelled on the server, rather
+    /// than this process buffering for it without limit; the connection's other calls go on. The
+    /// caller then reopens it where it stopped (watch streams take an `after_*` position).
     public var maxBufferedStreamMessages = 16_384
+    public var maxBufferedStreamBytes = 8 * 1024 * 1024
 
     public init() {}
+
+    var streamInboxLimits: StreamInbox.Limits {
+        StreamInbox.Limits(maxMessages: maxBufferedStreamMessages, maxBytes: maxBufferedStreamBytes)
+    }
 
     /// The wait before reconnect attempt `attempt` (0-based), with jitter.
     func backoff(attempt: Int) -> Duration {

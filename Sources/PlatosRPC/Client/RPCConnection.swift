@@ -12,7 +12,7 @@ import PlatosWire
 public final class RPCConnection: Sendable {
     private enum Pending {
         case unary(CheckedContinuation<[UInt8], any Error>, Scheduled<Void>?)
-        case stream(AsyncThrowingStream<[UInt8], any Error>.Continuation, Scheduled<Void>?)
+        case stream(StreamInbox, Scheduled<Void>?)
 
         /// Ends the waiting call with `error` and stops its deadline timer.
         func fail(_ error: RPCError) {
@@ -38,13 +38,13 @@ public final class RPCConnection: Sendable {
     private let outbox: FrameOutbox
     private let state = NIOLockedValueBox(State())
     private let maxFrameLength: Int
-    private let maxBufferedStreamMessages: Int
+    private let streamInboxLimits: StreamInbox.Limits
     let endpoint: String
 
     private init(channel: any Channel, configuration: RPCClientConfiguration, endpoint: String) {
         self.channel = channel
         self.maxFrameLength = configuration.maxFrameLength
-        self.maxBufferedStreamMessages = configuration.maxBufferedStreamMessages
+        self.streamInboxLimits = configuration.streamInboxLimits
         self.endpoint = endpoint
         let target = DrainTarget()
         self.outbox = FrameOutbox(eventLoop: channel.eventLoop) { items in target.connection?.write(items) }
@@ -198,18 +198,16 @@ public final class RPCConnection: Sendable {
     public func serverStreaming(
         method: String, payload: [UInt8], metadata: Metadata, deadline: ContinuousClock.Instant?
     ) -> AsyncThrowingStream<[UInt8], any Error> {
-        // Oldest first: a reader that falls behind keeps a gap-free run of messages, then the error.
-        let (stream, continuation) = AsyncThrowingStream<[UInt8], any Error>.makeStream(
-            bufferingPolicy: .bufferingOldest(maxBufferedStreamMessages))
+        let (inbox, stream) = StreamInbox.make(streamInboxLimits)
         let id = state.withLockedValue { state -> UInt64 in
             defer { state.nextCallId += 1 }
             return state.nextCallId
         }
-        if let error = register(id, .stream(continuation, nil)) {
-            continuation.finish(throwing: error)
+        if let error = register(id, .stream(inbox, nil)) {
+            inbox.finish(throwing: error)
             return stream
         }
-        continuation.onTermination = { [self] termination in
+        inbox.onTermination { [self] termination in
             if case .cancelled = termination {
                 fail(id, RPCError(.cancelled, "the stream was cancelled"), cancelOnServer: true)
             }
@@ -257,9 +255,9 @@ public final class RPCConnection: Sendable {
                 pending.fail(error ?? RPCError(.internal, "\(endpoint) ended call \(frame.callId) with a \(frame.kind) frame"))
             }
         case .streamMessage:
-            guard case .stream(let c, _)? = state.withLockedValue({ $0.pending[frame.callId] }) else { return }
-            if case .dropped = c.yield(frame.payload) {
-                fail(frame.callId, .streamReaderFellBehind(limit: maxBufferedStreamMessages), cancelOnServer: true)
+            guard case .stream(let inbox, _)? = state.withLockedValue({ $0.pending[frame.callId] }) else { return }
+            if !inbox.deliver(frame.payload) {
+                fail(frame.callId, inbox.fellBehind, cancelOnServer: true)
             }
         case .goaway:
             let status = frame.status ?? V1.Status()

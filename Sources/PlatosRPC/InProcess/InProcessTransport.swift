@@ -39,29 +39,25 @@ public struct InProcessTransport: RPCTransport {
             return AsyncThrowingStream { $0.finish(throwing: RPCError(.unimplemented, "unknown method '\(method.name)'")) }
         }
         let context = context(method.name, metadata, deadline)
-        // As over TCP (RPCClientConfiguration.maxBufferedStreamMessages): a reader that falls
-        // behind gets the messages it holds, then RESOURCE_EXHAUSTED; nothing is dropped silently.
-        let limit = RPCClientConfiguration().maxBufferedStreamMessages
-        let (stream, continuation) = AsyncThrowingStream<[UInt8], any Error>.makeStream(
-            bufferingPolicy: .bufferingOldest(limit))
+        // As over TCP (StreamInbox): a reader that falls behind gets the messages it holds, then
+        // RESOURCE_EXHAUSTED; nothing is dropped silently.
+        let (inbox, stream) = StreamInbox.make(RPCClientConfiguration().streamInboxLimits)
         let task = Task {
             do {
                 try await withDeadline(deadline) {
                     try await ServerContext.$current.withValue(context) {
                         try await body(payload, context) { message in
                             try Task.checkCancellation()
-                            if case .dropped = continuation.yield(message) {
-                                throw RPCError.streamReaderFellBehind(limit: limit)
-                            }
+                            if !inbox.deliver(message) { throw inbox.fellBehind }
                         }
                     }
                 }
-                continuation.finish()
+                inbox.finish()
             } catch {
-                continuation.finish(throwing: RPCRouter.status(for: error))
+                inbox.finish(throwing: RPCRouter.status(for: error))
             }
         }
-        continuation.onTermination = { _ in task.cancel() }
+        inbox.onTermination { _ in task.cancel() }
         return stream
     }
 }
