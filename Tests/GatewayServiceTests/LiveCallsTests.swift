@@ -60,4 +60,30 @@ struct LiveCallsTests {
         }
         #expect(calls.count == 0)
     }
+
+    /// One agent cannot hold more than its share of the gateway's backend connections: the call
+    /// past the cap is refused before it runs, other agents are not affected, and a slot frees
+    /// when a call ends.
+    @Test func anAgentPastItsCapIsRefusedAndOthersAreNot() async throws {
+        let calls = LiveCalls(maxPerAgent: 2)
+        let first = await Self.start(calls, agent: "agt_a", token: "tok_a")
+        let second = await Self.start(calls, agent: "agt_a", token: "tok_a2")
+        do {
+            try await calls.run(agentId: "agt_a", tokenId: "tok_a") {}
+            Issue.record("a third call of agt_a was admitted")
+        } catch let error as RPCError {
+            #expect(error.code == .resourceExhausted)
+            #expect(error.message.contains("2 open streams"))
+        }
+        let other = await Self.start(calls, agent: "agt_b", token: "tok_b")
+        #expect(calls.count == 3)
+
+        first.cancel()
+        #expect(await first.value == .cancelled)
+        #expect(try await calls.run(agentId: "agt_a", tokenId: "tok_a") { 7 } == 7)
+        second.cancel()
+        other.cancel()
+        _ = await (second.value, other.value)
+        #expect(calls.count == 0)
+    }
 }

@@ -13,7 +13,7 @@ public final class Gateway: Sendable {
     let cache: PrincipalCache
     let authenticator: CallerAuthenticator
     let limiter: RateLimiter
-    let liveCalls = LiveCalls()
+    let liveCalls: LiveCalls
     let logger: Logger
 
     public init(configuration: GatewayConfiguration, signer: PrincipalSigner, logger: Logger) {
@@ -23,6 +23,7 @@ public final class Gateway: Sendable {
         cache = PrincipalCache(ttl: configuration.principalCacheTTL)
         authenticator = CallerAuthenticator(backends: backends, cache: cache)
         limiter = RateLimiter(perSecond: configuration.rateLimitPerSecond, burst: configuration.rateLimitBurst)
+        liveCalls = LiveCalls(maxPerAgent: configuration.maxLiveCallsPerAgent)
     }
 
     /// The public server's limits: call metadata a little below what the backends accept, so

@@ -11,6 +11,10 @@ public struct GatewayConfiguration: Sendable {
     /// Per-token rate limit: sustained calls per second, and the burst allowed above it.
     public var rateLimitPerSecond: Double = 1000
     public var rateLimitBurst: Double = 2000
+    /// Streams and long polls one agent may hold open at once (``LiveCalls``). Each holds a call
+    /// on a shared gateway-to-backend connection, whose calls in flight are bounded: without a
+    /// cap one agent opening thousands of watches would starve every other tenant's calls.
+    public var maxLiveCallsPerAgent = 256
     /// Deadline given to a call that names none, so nothing waits forever on a backend.
     public var defaultTimeout: Duration = .seconds(30)
 

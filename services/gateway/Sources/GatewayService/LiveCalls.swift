@@ -10,6 +10,10 @@ import PlatosRPC
 /// Ended calls fail with `UNAVAILABLE`: the caller reopens them and is admitted afresh, which
 /// either succeeds (the change did not touch what it reads) or gets the answer its new identity
 /// gets (`NOT_FOUND` for a thread of its old cluster).
+///
+/// Each agent may hold `maxPerAgent` of them at once; one more is refused with
+/// `RESOURCE_EXHAUSTED`. Every live call holds a call on a gateway-to-backend connection, and
+/// those are bounded per connection and shared by every tenant.
 final class LiveCalls: Sendable {
     private struct Entry {
         let agentId: String
@@ -22,9 +26,15 @@ final class LiveCalls: Sendable {
     private struct State {
         var nextId: UInt64 = 0
         var entries: [UInt64: Entry] = [:]
+        var openPerAgent: [String: Int] = [:]
     }
 
     private let state = NIOLockedValueBox(State())
+    let maxPerAgent: Int
+
+    init(maxPerAgent: Int = GatewayConfiguration().maxLiveCallsPerAgent) {
+        self.maxPerAgent = maxPerAgent
+    }
 
     /// How many calls are open; for tests and metrics.
     var count: Int { state.withLockedValue { $0.entries.count } }
@@ -32,15 +42,30 @@ final class LiveCalls: Sendable {
     /// Runs `body` as a call of `agentId` holding `tokenId`, until it ends by itself or a change
     /// to that agent or token ends it (then with that change's `UNAVAILABLE`). The call is
     /// registered before `body` starts, so a change that lands while `body` is starting ends it.
+    /// Throws `RESOURCE_EXHAUSTED`, without running `body`, when the agent already holds
+    /// `maxPerAgent` calls.
     func run<T: Sendable>(
         agentId: String, tokenId: String, _ body: @escaping @Sendable () async throws -> T
     ) async throws -> T {
-        let id = state.withLockedValue { state in
+        let id = state.withLockedValue { state -> UInt64? in
+            guard state.openPerAgent[agentId, default: 0] < maxPerAgent else { return nil }
+            state.openPerAgent[agentId, default: 0] += 1
             state.nextId += 1
             state.entries[state.nextId] = Entry(agentId: agentId, tokenId: tokenId)
             return state.nextId
         }
-        defer { _ = state.withLockedValue { $0.entries.removeValue(forKey: id) } }
+        guard let id else {
+            throw RPCError(
+                .resourceExhausted,
+                "agent \(agentId) already holds \(maxPerAgent) open streams and long polls; close one before opening another")
+        }
+        defer {
+            state.withLockedValue { state in
+                state.entries.removeValue(forKey: id)
+                let open = state.openPerAgent[agentId, default: 1] - 1
+                state.openPerAgent[agentId] = open > 0 ? open : nil
+            }
+        }
         let task = Task { try await body() }
         let endedAlready = state.withLockedValue { state -> Bool in
             if state.entries[id]?.endedBecause != nil { return true }
