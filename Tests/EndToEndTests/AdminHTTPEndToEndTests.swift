@@ -98,6 +98,70 @@ import Testing
         #expect(await stack.stop() == [0, 0, 0, 0])
     }
 
+    /// `rpc_server_calls_in_flight` counts a call from its start to its end, once: it reads 1
+    /// while a stream is open, and 0 after streams that ended by cancellation, by deadline and
+    /// by their connection closing (in each case the server gives up on the call first and its
+    /// handler returns later; counting both ends used to leave the gauge below zero).
+    @Test func theInFlightGaugeFollowsCallsAndReturnsToZero() async throws {
+        let dataDir = ServiceProcess.temporaryDataDirectory()
+        let registry = try await ServiceProcess("registry", dataDir: dataDir)
+        let signer = try TestSigner(dataDir: dataDir)
+        let client = signer.client(port: registry.port, principal: ServicePrincipal.gateway)
+        let server = ["server": "platos-registry"]
+        let watches = ["server": "platos-registry", "method": "registry.watch"]
+        /// Polls `/metrics` (up to 10 s) until `done` holds for a scrape; returns that scrape.
+        func scrape(until done: ([PrometheusSample]) -> Bool) async throws -> [PrometheusSample] {
+            let deadline = ContinuousClock.now + .seconds(10)
+            var samples = try await Self.scrape(registry)
+            while !done(samples), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(10))
+                samples = try await Self.scrape(registry)
+            }
+            return samples
+        }
+        /// Opens a watch on `client` and returns once its first event arrived.
+        func openWatch(_ client: RPCClient) async -> Task<Void, any Error> {
+            let caughtUp = AsyncStream<Void>.makeStream()
+            let watcher = Task {
+                for try await _ in client.stream(V1.RegistryService.watch, V1.WatchRegistryRequest()) {
+                    caughtUp.continuation.yield()
+                }
+            }
+            var iterator = caughtUp.stream.makeAsyncIterator()
+            await iterator.next()
+            return watcher
+        }
+
+        // 1. Cancelled by the client while open.
+        let cancelled = await openWatch(client)
+        let open = try await scrape { Self.total($0, "rpc_server_calls_in_flight", server) == 1 }
+        #expect(Self.total(open, "rpc_server_calls_in_flight", server) == 1)
+        cancelled.cancel()
+        _ = await cancelled.result
+
+        // 2. Ended by its deadline.
+        var ended: RPCError.Code?
+        do {
+            for try await _ in client.stream(V1.RegistryService.watch, V1.WatchRegistryRequest(), timeout: .milliseconds(300)) {}
+        } catch let error as RPCError {
+            ended = error.code
+        }
+        #expect(ended == .deadlineExceeded)
+
+        // 3. Its connection closed under it.
+        let pool = RPCConnectionPool(host: "127.0.0.1", port: registry.port)
+        let orphan = await openWatch(RPCClient(
+            transport: SignedTransport(inner: pool, signer: signer.signer, principal: ServicePrincipal.gateway)))
+        await pool.close()
+        _ = await orphan.result
+
+        // Once all three handlers have returned (each counted in calls_total), nothing is in flight.
+        let after = try await scrape { Self.total($0, "rpc_server_calls_total", watches) == 3 }
+        #expect(Self.total(after, "rpc_server_calls_total", watches) == 3)
+        #expect(Self.total(after, "rpc_server_calls_in_flight", server) == 0)
+        #expect(await registry.stop() == 0)
+    }
+
     /// While SIGTERM drains a process (a `registry.watch` stream keeps it draining), `/healthz`
     /// answers 503; the process still exits 0 once the stream ends.
     @Test func healthzSays503WhileDraining() async throws {
