@@ -79,12 +79,13 @@ public struct PrincipalSigner: Sendable {
         else {
             throw RPCError(.unauthenticated, "malformed principal signature")
         }
-        try checkAge(issuedMs: issuedMs, nowMs: nowMs)
+        // The MAC first: nothing else in the stamp is trusted, or even looked at, before it holds.
         let principalBytes = bytes.withUnsafeBytes { Array($0) }
         let expected = self.mac(method, issuedText, principalBytes)
         guard ConstantTime.equal(mac, expected) else {
             throw RPCError(.unauthenticated, "invalid principal signature")
         }
+        try checkAge(issuedMs: issuedMs, nowMs: nowMs)
         let principal: V1.Principal
         do {
             principal = try V1.Principal(serializedBytes: principalBytes)
@@ -97,8 +98,10 @@ public struct PrincipalSigner: Sendable {
         return principal
     }
 
+    /// Without overflow whatever `issuedMs` holds: a stamp is only parsed text until its MAC holds.
     private func checkAge(issuedMs: Int64, nowMs: Int64) throws {
-        guard abs(nowMs - issuedMs) <= maxAge.components.seconds * 1000 else {
+        let (age, overflow) = nowMs.subtractingReportingOverflow(issuedMs)
+        guard !overflow, age.magnitude <= UInt64(clamping: maxAge.components.seconds) * 1000 else {
             throw RPCError(.unauthenticated, "principal signature expired")
         }
     }

@@ -36,4 +36,6 @@ public enum MetadataKey {
     public static let principalSignature = "x-platos-principal-sig"
     /// On RESOURCE_EXHAUSTED from a rate limit: when to try again.
     public static let retryAfterMs = "retry-after-ms"
+    /// On OUT_OF_RANGE from `registry.watch`: the newest membership version, to watch from.
+    public static let currentVersion = "current-version"
 }

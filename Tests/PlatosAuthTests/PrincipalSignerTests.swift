@@ -96,8 +96,22 @@ import Testing
         }
     }
 
+    /// Even a stamp this signer made, with an issue time at the edge of 64 bits, is only "expired".
+    @Test func anIssueTimeAtTheEdgeOfSixtyFourBitsIsExpiredNotACrash() throws {
+        let oldest = Date(timeIntervalSince1970: Double(Int64.min) / 1000)
+        let metadata = Metadata(try signer.stamp(principal, method: "threads.get", now: oldest))
+        #expect(metadata[MetadataKey.principalSignature]?.hasPrefix("v1.-9223372036854775808.") == true)
+        #expect(throws: RPCError(.unauthenticated, "principal signature expired")) {
+            try signer.verify(metadata, method: "threads.get")
+        }
+    }
+
     @Test func garbageIsRejectedNotCrashed() {
-        for signature in ["", "v1", "v1.", "v1.1", "v1..AAAA", "v1.1.AAAA.AAAA", "v1.x.y", "v2.1.AAAA", "v1.1.!!!", "v1.1.é"] {
+        for signature in [
+            "", "v1", "v1.", "v1.1", "v1..AAAA", "v1.1.AAAA.AAAA", "v1.x.y", "v2.1.AAAA", "v1.1.!!!", "v1.1.é",
+            // Issue times whose distance from now overflows 64 bits: once a crash of any backend.
+            "v1.-9223372036854775808.AAAA", "v1.9223372036854775807.AAAA", "v1.-1.AAAA",
+        ] {
             let metadata: Metadata = [MetadataKey.principal: "AAAA", MetadataKey.principalSignature: signature]
             #expect(throws: RPCError.self) { try signer.verify(metadata, method: "threads.get") }
         }

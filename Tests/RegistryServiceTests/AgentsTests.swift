@@ -73,6 +73,40 @@ import Testing
         }
     }
 
+    /// Updates are held to create's limits, a merged map to the metadata limit, and numbers that
+    /// once overflowed (a token's lifetime) are refused, not a crash of the shared registry.
+    @Test func updatesMergesKeysAndLifetimesAreHeldToLimits() async throws {
+        let f = try RegistryFixture()
+        let agent = try await f.createAgent("a")
+        let admin = f.admin()
+        let long = String(repeating: "x", count: 5000)
+        let refusals: [(String, () async throws -> Void)] = [
+            ("avatar_url", { _ = try await admin.call(V1.AgentsService.update, V1.UpdateAgentRequest(agentId: agent.id, avatarUrl: V1.StringValue(value: long))) }),
+            ("description", { _ = try await admin.call(V1.AgentsService.update, V1.UpdateAgentRequest(agentId: agent.id, description: V1.StringValue(value: long))) }),
+            ("idempotency_key", { _ = try await admin.call(V1.AgentsService.create, V1.CreateAgentRequest(slug: "b", name: "B", idempotencyKey: String(repeating: "k", count: 257))) }),
+            ("ttl_seconds", { _ = try await admin.call(V1.TokensService.issue, V1.IssueTokenRequest(role: .admin, ttlSeconds: .max)) }),
+            ("ttl_seconds", { _ = try await admin.call(V1.TokensService.issue, V1.IssueTokenRequest(role: .admin, ttlSeconds: -1)) }),
+        ]
+        for (field, call) in refusals {
+            let error = await rpcError(call)
+            #expect(error?.code == .invalidArgument, "\(field)")
+            #expect(error?.message.hasPrefix(field) == true, "\(error?.message ?? "")")
+        }
+        // Two merges of 10 KiB each under different keys: the second would pass 16 KiB.
+        let tenKiB = String(repeating: "v", count: 10 * 1024)
+        _ = try await admin.call(V1.AgentsService.update, V1.UpdateAgentRequest(agentId: agent.id, metadata: ["one": tenKiB]))
+        let merged = await rpcError {
+            _ = try await admin.call(V1.AgentsService.update, V1.UpdateAgentRequest(agentId: agent.id, metadata: ["two": tenKiB]))
+        }
+        #expect(merged?.code == .invalidArgument)
+        #expect(merged?.message.hasPrefix("metadata (merged") == true, "\(merged?.message ?? "")")
+        let stored = try await admin.call(V1.AgentsService.get, V1.GetAgentRequest(agentId: agent.id))
+        #expect(stored.metadata == ["one": tenKiB])
+        // A token for ten years is fine.
+        let token = try await admin.call(V1.TokensService.issue, V1.IssueTokenRequest(role: .admin, ttlSeconds: 10 * 365 * 24 * 3600))
+        #expect(token.token?.expiresAtUnixMs ?? 0 > 0)
+    }
+
     @Test func onlyAdminsChangeAgents() async throws {
         let f = try RegistryFixture()
         let agent = try await f.createAgent("a")

@@ -160,6 +160,54 @@ import Testing
         #expect(next1.clusterId == "" && next2.clusterId == first.id)
     }
 
+    /// Changes committed together are published by their writers' tasks in any order; the
+    /// watcher still gets every one of them, once, in version order.
+    @Test func concurrentChangesReachAWatcherGapFreeAndInOrder() async throws {
+        let f = try RegistryFixture()
+        let agent = try await f.createAgent("a")
+        let admin = f.admin()
+        let count = 200
+        var tokens: [String] = []
+        for _ in 0...count {
+            tokens.append(try await admin.call(V1.TokensService.issue, V1.IssueTokenRequest(role: .agent, agentId: agent.id)).token!.id)
+        }
+        let sentinel = tokens.removeLast()
+        var iterator = f.gateway.stream(V1.RegistryService.watch, V1.WatchRegistryRequest()).makeAsyncIterator()
+        let caughtUp = try #require(try await iterator.next())
+        #expect(caughtUp.revokedTokenId.isEmpty && caughtUp.agentId.isEmpty)
+
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for id in tokens {
+                group.addTask { _ = try await admin.call(V1.TokensService.revoke, V1.RevokeTokenRequest(tokenId: id)) }
+            }
+            try await group.waitForAll()
+        }
+        // Revoked after all the others were answered: the last event, whatever came before it.
+        _ = try await admin.call(V1.TokensService.revoke, V1.RevokeTokenRequest(tokenId: sentinel))
+        var events: [V1.MembershipEvent] = []
+        while let event = try await iterator.next() {
+            if event.revokedTokenId == sentinel { break }
+            events.append(event)
+        }
+        #expect(events.map(\.version) == Array(caughtUp.version + 1...caughtUp.version + UInt64(count)))
+        #expect(Set(events.map(\.revokedTokenId)) == Set(tokens))
+    }
+
+    /// A watcher ahead of the registry's history (restored from a backup) is told so, with the
+    /// version to watch from, instead of waiting silently for versions it believes it has.
+    @Test func aWatcherAheadOfTheHistoryGetsOutOfRangeWithTheNewestVersion() async throws {
+        let f = try RegistryFixture()
+        let a = try await f.createAgent("a"), b = try await f.createAgent("b")
+        _ = try await f.admin().call(V1.ClustersService.create, V1.CreateClusterRequest(name: "P", slug: "p", agentIds: [a.id, b.id]))
+        let error = await rpcError {
+            for try await _ in f.gateway.stream(V1.RegistryService.watch, V1.WatchRegistryRequest(afterVersion: 99)) {}
+        }
+        #expect(error?.code == .outOfRange)
+        #expect(error?.details[MetadataKey.currentVersion] == "2")
+        var iterator = f.gateway.stream(V1.RegistryService.watch, V1.WatchRegistryRequest(afterVersion: 2)).makeAsyncIterator()
+        #expect(try await iterator.next()?.version == 2)
+    }
+
     @Test func anAgentsWatchIsLimitedToItsScope() async throws {
         let f = try RegistryFixture()
         let a = try await f.createAgent("a"), b = try await f.createAgent("b")

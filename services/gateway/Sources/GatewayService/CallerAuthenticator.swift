@@ -116,6 +116,12 @@ struct MembershipWatcher: Sendable {
                     }
                     after = max(after, event.version)
                 }
+            } catch let error as RPCError where error.code == .outOfRange {
+                // The registry's history went back (restored from a backup): what was cached
+                // was derived from versions that no longer exist. Start over from its newest.
+                logger.warning("registry.watch history was reset; every cached token dropped", metadata: ["error": "\(error)"])
+                cache.invalidateAll()
+                after = error.details[MetadataKey.currentVersion].flatMap { UInt64($0) } ?? 0
             } catch {
                 // Cancelled: the gateway is shutting down, nothing was lost.
                 if !Task.isCancelled {

@@ -45,6 +45,7 @@ public struct RegistryHandlers: Sendable {
             try RegistryValidation.text(request.avatarUrl, field: "avatar_url", max: 2048)
             try RegistryValidation.text(request.description, field: "description", max: 4096)
             try RegistryValidation.metadata(request.metadata)
+            try RegistryValidation.idempotencyKey(request.idempotencyKey)
             return try await store.createAgent(request, scope: caller.scope)
         }
         router.register(V1.AgentsService.get) { request, caller in
@@ -63,6 +64,10 @@ public struct RegistryHandlers: Sendable {
             try RegistryValidation.id(request.agentId, field: "agent_id")
             if let slug = request.slug { try RegistryValidation.slug(slug.value) }
             if let name = request.name { try RegistryValidation.name(name.value) }
+            if let avatar = request.avatarUrl { try RegistryValidation.text(avatar.value, field: "avatar_url", max: 2048) }
+            if let description = request.description {
+                try RegistryValidation.text(description.value, field: "description", max: 4096)
+            }
             try RegistryValidation.metadata(request.metadata)
             return try await store.updateAgent(request, scope: caller.scope)
         }
@@ -82,6 +87,7 @@ public struct RegistryHandlers: Sendable {
             try RegistryValidation.slug(request.slug)
             try RegistryValidation.clusterMembers(request.agentIds)
             try RegistryValidation.metadata(request.metadata)
+            try RegistryValidation.idempotencyKey(request.idempotencyKey)
             return try await store.createCluster(request, scope: caller.scope)
         }
         router.register(V1.ClustersService.get) { request, caller in
@@ -149,7 +155,10 @@ public struct RegistryHandlers: Sendable {
                 guard request.agentId.isEmpty else { throw RegistryError.invalid("agent_id", "must be empty for an admin token") }
             default: throw RegistryError.invalid("role", "must be ROLE_AGENT or ROLE_ADMIN")
             }
-            guard request.ttlSeconds >= 0 else { throw RegistryError.invalid("ttl_seconds", "must not be negative") }
+            guard (0...RegistryValidation.maxTokenTTLSeconds).contains(request.ttlSeconds) else {
+                throw RegistryError.invalid(
+                    "ttl_seconds", "must be between 0 (no expiry) and \(RegistryValidation.maxTokenTTLSeconds) (ten years)")
+            }
             try RegistryValidation.text(request.boundUserId, field: "bound_user_id", max: 256)
             try RegistryValidation.text(request.description, field: "description", max: 1024)
             return try await store.issueToken(request, scope: caller.scope)
@@ -172,22 +181,38 @@ public struct RegistryHandlers: Sendable {
             // The gateway watches every scope; anyone else sees only their own scope's events.
             let everything = ServicePrincipal.isInternal(caller.principal)
             let visible = { (event: V1.MembershipEvent) in everything || event.scope == caller.scope }
-            // Subscribe before reading the backlog, so nothing committed in between is missed;
-            // versions already sent are skipped.
+            // Subscribe before reading the backlog, so nothing committed in between is missed.
             let live = feed.subscribe()
-            var last = request.afterVersion
-            while true {
-                let backlog = try await store.events(after: last)
-                for event in backlog where visible(event) { try await writer.send(event) }
-                guard let newest = backlog.last?.version else { break }
-                last = newest
+            let current = try await store.currentVersion()
+            guard request.afterVersion <= current else {
+                // A watcher ahead of the history (the database was restored from a backup) would
+                // otherwise wait for versions it believes it has, and miss every change until then.
+                throw RPCError(
+                    .outOfRange,
+                    "after_version \(request.afterVersion) is past the newest membership version \(current): "
+                        + "the registry's history was reset; drop what was derived from it and watch from \(current)",
+                    details: [MetadataKey.currentVersion: String(current)])
             }
+            var last = request.afterVersion
+            /// Sends every committed event after `last`, in version order.
+            func sendCommitted() async throws {
+                while true {
+                    let backlog = try await store.events(after: last)
+                    for event in backlog where visible(event) { try await writer.send(event) }
+                    guard let newest = backlog.last?.version else { return }
+                    last = newest
+                }
+            }
+            try await sendCommitted()
             // An event naming nothing marks "caught up at `version`": from here on the watcher
             // sees every change live. The gateway reuses cached tokens only after this marker.
             try await writer.send(V1.MembershipEvent(version: last))
+            // A live event is only a wake-up: each writer publishes from its own task once its
+            // commit is answered, so two changes committed in order can be published in either
+            // order. The table has them in commit order; sending it from there never skips the
+            // earlier one because the later one came first.
             for await event in live where event.version > last {
-                last = event.version
-                if visible(event) { try await writer.send(event) }
+                try await sendCommitted()
             }
             throw RPCError(.unavailable, "watch ended: the registry is shutting down or the watcher fell behind")
         })

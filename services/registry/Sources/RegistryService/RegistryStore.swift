@@ -29,6 +29,8 @@ protocol RegistryStore: Sendable {
     func resolve(secret: String) async throws -> V1.ResolveTokenResponse
 
     func events(after version: UInt64) async throws -> [V1.MembershipEvent]
+    /// The newest membership version (0 before any change).
+    func currentVersion() async throws -> UInt64
 }
 
 /// What an agent principal may read of the registry: itself, and its own cluster with its members.

@@ -18,10 +18,20 @@ enum RegistryValidation {
         guard value.utf8.count <= max else { throw RegistryError.invalid(field, "is longer than \(max) bytes") }
     }
 
+    /// A request's metadata, and again a stored map after a merge: merged updates with new keys
+    /// would otherwise grow it past any one request's limit.
     static func metadata(_ value: [String: String], field: String = "metadata") throws {
         let size = value.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count }
         guard size <= 16 * 1024 else { throw RegistryError.invalid(field, "is larger than 16 KiB") }
     }
+
+    static func idempotencyKey(_ value: String) throws {
+        try text(value, field: "idempotency_key", max: 256)
+    }
+
+    /// Ten years: the longest a token may be issued for (0 means no expiry). Also keeps
+    /// `now + ttl` far from overflowing.
+    static let maxTokenTTLSeconds: Int64 = 10 * 366 * 24 * 3600
 
     static func id(_ value: String, field: String) throws {
         guard !value.isEmpty else { throw RegistryError.invalid(field, "is required") }

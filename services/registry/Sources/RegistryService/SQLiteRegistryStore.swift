@@ -99,6 +99,7 @@ final class SQLiteRegistryStore: RegistryStore {
                 agent.metadata = request.metadata
             } else {
                 agent.metadata.merge(request.metadata) { _, new in new }
+                try RegistryValidation.metadata(agent.metadata, field: "metadata (merged with the agent's)")
             }
             agent.updatedAtUnixMs = RegistryRows.nowMs()
             do {
@@ -247,6 +248,7 @@ final class SQLiteRegistryStore: RegistryStore {
                 cluster.metadata = request.metadata
             } else {
                 cluster.metadata.merge(request.metadata) { _, new in new }
+                try RegistryValidation.metadata(cluster.metadata, field: "metadata (merged with the cluster's)")
             }
             cluster.updatedAtUnixMs = RegistryRows.nowMs()
             do {
