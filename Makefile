@@ -14,7 +14,7 @@ help:
 	@echo "make test            install system packages, run every test"
 	@echo "make proto           regenerate protoc-c C code and Swift types from proto/"
 	@echo "make proto-check     fail when the committed generated code is stale"
-	@echo "make compose-check   validate docker-compose.yml and the Dockerfiles"
+	@echo "make compose-check   docker-compose config, and every Dockerfile COPY source is tracked"
 	@echo "make leaks           every unit test under AddressSanitizer/LeakSanitizer"
 	@echo "make bench-<area>    codec, rpc, registry, memory, threads, gateway (release; RESULT lines)"
 
@@ -26,7 +26,7 @@ deps:
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
 build: deps
