@@ -16,8 +16,10 @@ public struct PrincipalSigner: Sendable {
     private let secret: [UInt8]
     private let stamps = StampCache()
     private let verified = VerifiedStampCache()
-    /// How old a stamp may be when it arrives. Generous enough for clock skew between hosts.
-    public var maxAge: Duration = .seconds(300)
+    /// How old a stamp may be when it arrives: generous for the clock skew of NTP-synced hosts,
+    /// and the window in which a stamp seen on the internal network could be replayed (for its
+    /// own principal and method only; the MAC does not cover the payload).
+    public var maxAge: Duration = .seconds(60)
 
     /// `secret` is the internal secret shared by the gateway and the backends (at least 32 bytes).
     public init(secret: [UInt8]) throws {
