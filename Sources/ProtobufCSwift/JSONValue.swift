@@ -214,6 +214,7 @@ private struct JSONParser {
                     {
                         index += 2
                         let low = try parseHex4()
+                        guard (0xDC00...0xDFFF).contains(low) else { throw fail("invalid UTF-16 surrogate pair") }
                         scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
                     }
                     out.append(contentsOf: String(Unicode.Scalar(scalar) ?? "\u{FFFD}").utf8)

@@ -37,6 +37,8 @@ final class ProtoArena {
         @usableFromInline var lent: Bool
         /// The arena itself, for the slow paths.
         @usableFromInline var owner: Unmanaged<ProtoArena>?
+        /// Bytes protobuf-c may still take during the unpack in progress (``Cursor/beginUnpack(budget:)``).
+        @usableFromInline var unpackBudget: Int
     }
 
     private let state: UnsafeMutablePointer<BumpState>
@@ -50,7 +52,7 @@ final class ProtoArena {
         state.initialize(
             to: BumpState(
                 current: first, used: 0, capacity: chunkSize, first: first, chunkSize: chunkSize,
-                hasExtraChunks: false, lent: false, owner: nil))
+                hasExtraChunks: false, lent: false, owner: nil, unpackBudget: .max))
         state.pointee.owner = Unmanaged.passUnretained(self)
     }
 
@@ -120,6 +122,18 @@ final class ProtoArena {
             state.pointee.current = state.pointee.first
             state.pointee.capacity = state.pointee.chunkSize
             state.pointee.used = 0
+            state.pointee.unpackBudget = .max
+        }
+
+        /// Caps what ``protobufCAllocator`` hands out until the next ``reset()``: past `budget`
+        /// bytes it returns NULL, and protobuf-c fails the unpack. Without a cap a peer's bytes
+        /// decide how much memory an unpack takes, and since this allocator never frees, a
+        /// non-repeated message field sent many times (protobuf-c merges the copies, concatenating
+        /// their repeated fields into a fresh array each time) took memory quadratic in the input:
+        /// 1.6 GB for 80 KB.
+        @inlinable
+        func beginUnpack(budget: Int) {
+            state.pointee.unpackBudget = budget
         }
 
         @usableFromInline
@@ -167,15 +181,32 @@ final class ProtoArena {
             return ProtobufCBinaryData(len: bytes.count, data: p.assumingMemoryBound(to: UInt8.self))
         }
 
+        /// Bytes in front of each block ``protobufCAllocator`` hands out; they hold the size asked for.
+        @usableFromInline static let unpackHeader = 16
+
         /// A protobuf-c allocator that allocates from the arena and never frees: ``reset()`` does.
+        /// Each block is preceded by the size protobuf-c asked for (``unpackedBlockSize(_:)``), and
+        /// the whole takes from the unpack budget; a request past it gets NULL.
         @inlinable var protobufCAllocator: ProtobufCAllocator {
             ProtobufCAllocator(
                 alloc: { data, size in
-                    Cursor.allocate(size, in: data!.assumingMemoryBound(to: BumpState.self))
+                    let state = data!.assumingMemoryBound(to: BumpState.self)
+                    let cost = Cursor.unpackHeader + ((size + ProtoArena.alignment - 1) & ~(ProtoArena.alignment - 1))
+                    guard cost <= state.pointee.unpackBudget else { return nil }
+                    state.pointee.unpackBudget -= cost
+                    let block = Cursor.allocate(cost, in: state)
+                    block.storeBytes(of: size, as: Int.self)
+                    return block + Cursor.unpackHeader
                 },
                 free: { _, _ in },
                 allocator_data: UnsafeMutableRawPointer(state)
             )
+        }
+
+        /// The size protobuf-c asked for when it allocated `block` through ``protobufCAllocator``.
+        @inlinable
+        static func unpackedBlockSize(_ block: UnsafeRawPointer) -> Int {
+            (block - unpackHeader).load(as: Int.self)
         }
     }
 }

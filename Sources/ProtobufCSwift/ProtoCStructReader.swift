@@ -39,13 +39,25 @@ struct ProtoCStructReader: ProtoFieldDecoder {
         return (count, (base + Int(f.pointee.offset)).loadUnaligned(as: UnsafeRawPointer?.self))
     }
 
+    /// The string field at `pointer` of a struct protobuf-c unpacked. Refused, as protobuf refuses
+    /// them, when the peer sent invalid UTF-8 or a NUL (a C string would silently end there, and
+    /// "a\0b" would be read as "a"): protobuf-c checks neither.
     @inlinable
-    static func string(at pointer: UnsafeRawPointer) -> String {
-        guard let cString = pointer.loadUnaligned(as: UnsafePointer<UInt8>?.self) else { return "" }
-        let length = strlen(UnsafeRawPointer(cString).assumingMemoryBound(to: CChar.self))
-        if length == 0 { return "" }
-        // Invalid UTF-8 from a peer becomes U+FFFD rather than a crash.
-        return String(decoding: UnsafeBufferPointer(start: cString, count: length), as: UTF8.self)
+    static func string(at pointer: UnsafeRawPointer) throws -> String {
+        guard let cString = pointer.loadUnaligned(as: UnsafePointer<UInt8>?.self),
+            UnsafeRawPointer(cString) != UnsafeRawPointer(protobufCEmptyString())
+        else { return "" }
+        // Not protobuf-c's shared empty string (what a field the bytes left out points to), so
+        // protobuf-c allocated it, exactly length + 1 bytes, and the arena noted that size.
+        let length = ProtoArena.Cursor.unpackedBlockSize(UnsafeRawPointer(cString)) - 1
+        if length <= 0 { return "" }
+        if memchr(cString, 0, length) != nil {
+            throw ProtoError.invalidValue("a string field contains a NUL character")
+        }
+        guard let string = String(validating: UnsafeBufferPointer(start: cString, count: length), as: UTF8.self) else {
+            throw ProtoError.invalidValue("a string field is not valid UTF-8")
+        }
+        return string
     }
 
     @inlinable
@@ -62,7 +74,7 @@ struct ProtoCStructReader: ProtoFieldDecoder {
 
     @inlinable
     func decode(_ type: String.Type, field: Int) throws -> String {
-        Self.string(at: slot(field))
+        try Self.string(at: slot(field))
     }
 
     @inlinable
@@ -93,7 +105,7 @@ struct ProtoCStructReader: ProtoFieldDecoder {
         let (count, array) = repeated(field)
         guard let array else { return [] }
         let size = MemoryLayout<UnsafeRawPointer>.stride
-        return (0..<count).map { Self.string(at: array + $0 * size) }
+        return try (0..<count).map { try Self.string(at: array + $0 * size) }
     }
 
     @inlinable
@@ -136,11 +148,12 @@ struct ProtoCStructReader: ProtoFieldDecoder {
         // initialiser is specialised here, while `init(minimumCapacity:)` runs the unspecialised
         // stdlib code, which looks the storage type up in the runtime's metadata cache on every
         // call (5 % of a small message's round trip).
-        return Dictionary(
-            (0..<count).lazy.map { i in
-                let raw = (array + i * size).loadUnaligned(as: UnsafeRawPointer.self)
-                return (Self.string(at: raw + entry.keyOffset), Self.string(at: raw + entry.valueOffset))
-            },
-            uniquingKeysWith: { _, last in last })
+        var pairs: [(String, String)] = []
+        pairs.reserveCapacity(count)
+        for i in 0..<count {
+            let raw = (array + i * size).loadUnaligned(as: UnsafeRawPointer.self)
+            pairs.append((try Self.string(at: raw + entry.keyOffset), try Self.string(at: raw + entry.valueOffset)))
+        }
+        return Dictionary(pairs, uniquingKeysWith: { _, last in last })
     }
 }

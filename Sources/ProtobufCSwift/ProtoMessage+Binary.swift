@@ -4,6 +4,14 @@ import CProtobufC
 public enum ProtoLimits {
     /// The default largest encoded message accepted: 4 MiB, the same as the largest frame.
     public static let defaultMaxMessageSize = 4 * 1024 * 1024
+
+    /// What protobuf-c may allocate to unpack `size` encoded bytes. Real messages take a few to
+    /// some 35 times their size (each string, array, nested message and scan record is a block of
+    /// its own); garbage built to make protobuf-c allocate more is refused as malformed.
+    @inlinable
+    public static func unpackBudget(forEncodedSize size: Int) -> Int {
+        64 * size + 1024 * 1024
+    }
 }
 
 extension ProtoMessage {
@@ -65,6 +73,7 @@ extension ProtoMessage {
     {
         guard bytes.count <= maxSize else { throw ProtoError.tooLarge(size: bytes.count, limit: maxSize) }
         self = try withThreadArena { arena in
+            arena.beginUnpack(budget: ProtoLimits.unpackBudget(forEncodedSize: bytes.count))
             var allocator = arena.protobufCAllocator
             // protobuf-c reads nothing from a zero-length input, but wants a non-null pointer.
             var empty: UInt8 = 0

@@ -74,6 +74,42 @@ import Testing
     @Test func aStringWithNULIsRejectedOnEncode() {
         #expect(throws: ProtoError.self) { try V1.Status(message: "a\u{0}b").serializedBytes() }
     }
+
+    /// protobuf-c checks neither NULs nor UTF-8 in strings; a peer's "a\0bcd" used to be read as
+    /// "a", and invalid UTF-8 as U+FFFD. Both are refused now, naming the problem.
+    @Test func aStringWithNULOrInvalidUTF8IsRejectedOnDecode() throws {
+        // Frame.method (field 3) = "a\0bcd"; then = 0xC3 0x28.
+        #expect(throws: ProtoError.invalidValue("a string field contains a NUL character")) {
+            try V1.Frame(serializedBytes: [0x1A, 0x05, 0x61, 0x00, 0x62, 0x63, 0x64])
+        }
+        #expect(throws: ProtoError.invalidValue("a string field is not valid UTF-8")) {
+            try V1.Frame(serializedBytes: [0x1A, 0x02, 0xC3, 0x28])
+        }
+        // In a repeated string and in a map key too (WriteMemoryRequest.tags = 2, metadata = 3).
+        #expect(throws: ProtoError.self) { try V1.WriteMemoryRequest(serializedBytes: [0x12, 0x02, 0x61, 0x00]) }
+        #expect(throws: ProtoError.self) {
+            try V1.WriteMemoryRequest(serializedBytes: [0x1A, 0x05, 0x0A, 0x01, 0xFF, 0x12, 0x00])
+        }
+        // Valid UTF-8 of every length still reads back unchanged.
+        let status = V1.Status(message: "é ✓ 𝄞 plain")
+        #expect(try V1.Status(serializedBytes: try status.serializedBytes()) == status)
+    }
+
+    /// A non-repeated message field sent again and again makes protobuf-c merge the copies,
+    /// concatenating their repeated fields into a fresh array each time: memory quadratic in the
+    /// input (1.6 GB for these 80 KB, never freed until the unpack ends). The unpack budget
+    /// refuses it as malformed instead.
+    @Test func inputBuiltToMakeProtobufCAllocateWithoutLimitIsMalformed() throws {
+        // Frame.status (field 7) = Status { details: [{}] }, 20,000 times.
+        let bytes = Array([[UInt8]](repeating: [0x3A, 0x02, 0x1A, 0x00], count: 20_000).joined())
+        // Not #expect(throws:): when it fails, it would print the whole unpacked value.
+        var refused: ProtoError?
+        do { _ = try V1.Frame(serializedBytes: bytes) } catch { refused = error as? ProtoError }
+        #expect(refused == .malformed(message: "platos.v1.Frame"))
+        // A real message with thousands of small parts is well inside the budget.
+        let many = V1.Frame(callId: 1, metadata: (0..<5_000).map { V1.MetadataEntry(key: "k\($0)", value: "v") })
+        #expect(try V1.Frame(serializedBytes: try many.serializedBytes()) == many)
+    }
 }
 
 /// A message type as a test argument, named by its proto name in the test report.

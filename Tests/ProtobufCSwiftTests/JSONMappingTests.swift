@@ -72,7 +72,7 @@ import Testing
     }
 
     @Test func malformedJSONIsAnError() {
-        for text in ["{", #"{"a" 1}"#, "[1,]", #"{"content": "x"} trailing"#, "nul", #""\u12""#] {
+        for text in ["{", #"{"a" 1}"#, "[1,]", #"{"content": "x"} trailing"#, "nul", #""\u12""#, #"{"content": "\uD800\u0041"}"#, #"{"content": "\uD800\uE000"}"#] {
             #expect(throws: ProtoError.self, "\(text)") { try V1.WriteMemoryRequest(jsonString: text) }
         }
     }
