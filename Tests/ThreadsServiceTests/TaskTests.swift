@@ -234,6 +234,24 @@ struct TaskTests {
         #expect(try await iterator.next() == nil)
     }
 
+    /// A spawner whose thread watch dropped while its task finished reconnects and still learns
+    /// the result: the watch has no cursor, so its opening state includes recently ended tasks.
+    @Test func aThreadWatchOpenedAfterATaskFinishedShowsHowItEnded() async throws {
+        let h = try H()
+        let thread = try await h.createThread(H.chat)
+        let done = try await spawn(h, thread.id, prompt: "done")
+        let task = try #require(try await claim(h))
+        _ = try await h.client(H.bgo).call(
+            V1.TasksService.complete, V1.CompleteTaskRequest(taskId: task.id, leaseId: task.leaseId, result: "found it"))
+        let waiting = try await spawn(h, thread.id, prompt: "waiting")
+        var iterator = h.client(H.chat).stream(V1.TasksService.watch, V1.WatchTasksRequest(threadId: thread.id))
+            .makeAsyncIterator()
+        let first = try #require(try await iterator.next())
+        let second = try #require(try await iterator.next())
+        #expect(first.id == done.id && first.state == .succeeded && first.result == "found it")
+        #expect(second.id == waiting.id && second.state == .queued)
+    }
+
     @Test func listsTasksOfAThreadByState() async throws {
         let h = try H()
         let thread = try await h.createThread(H.chat)

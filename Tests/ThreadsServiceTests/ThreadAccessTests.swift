@@ -204,6 +204,19 @@ struct ThreadAccessTests {
         #expect(listed.messages.map(\.content) == ["once", "twice"])
     }
 
+    /// A retried threads.create gets its thread even after the thread was renamed; the same key
+    /// acting for another end user is not a retry.
+    @Test func aRepeatedThreadKeyReturnsTheThreadOnlyForTheSameUser() async throws {
+        let h = try H()
+        let request = V1.CreateThreadRequest(title: "plans", idempotencyKey: "t1")
+        let first = try await h.client(H.chat).call(V1.ThreadsService.create, request)
+        _ = try await h.client(H.chat).call(
+            V1.ThreadsService.update, V1.UpdateThreadRequest(threadId: first.id, title: V1.StringValue(value: "renamed")))
+        #expect(try await h.client(H.chat).call(V1.ThreadsService.create, request).id == first.id)
+        let otherUser = await rpcError { _ = try await h.client(H.chat.acting(for: "user_2")).call(V1.ThreadsService.create, request) }
+        #expect(otherUser?.code == .failedPrecondition)
+    }
+
     @Test func updateAndDeleteAThread() async throws {
         let h = try H()
         let thread = try await h.createThread(H.chat)

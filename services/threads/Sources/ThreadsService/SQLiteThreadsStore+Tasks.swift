@@ -237,7 +237,7 @@ extension SQLiteThreadsStore {
 
     // MARK: watching
 
-    public func taskSnapshot(_ selector: TaskSelector, access: ThreadAccess) async throws -> TaskSnapshot {
+    public func taskSnapshot(_ selector: TaskSelector, access: ThreadAccess, now: Int64) async throws -> TaskSnapshot {
         try await database.read { db in
             // Cursor and states come from one read transaction, so every later event is one the
             // snapshot does not already show.
@@ -250,12 +250,17 @@ extension SQLiteThreadsStore {
                 guard try Self.visibleThread(db, id, access) != nil else { throw ThreadsErrors.threadNotFound(id) }
                 var arguments: StatementArguments = [id]
                 arguments += access.taskVisibleArguments
+                arguments += [now - Self.eventRetentionMs]
+                // Finished ones too, while their last event is still in the log: the watch has
+                // no cursor of its own, and a spawner that reconnects after its task ended would
+                // otherwise never learn the result (the snapshot's cursor is already past it).
                 let tasks = try Row.fetchAll(
                     db.cachedStatement(
                         sql: """
                             SELECT \(V1.Task.columns) FROM tasks k
                             WHERE k.thread_id = ? AND \(ThreadAccess.taskVisible("k"))
-                                AND k.state IN (\(V1.TaskState.queued.protoValue), \(V1.TaskState.running.protoValue))
+                                AND (k.state IN (\(V1.TaskState.queued.protoValue), \(V1.TaskState.running.protoValue))
+                                    OR k.updated_at >= ?)
                             ORDER BY k.created_at, k.rowid
                             """), arguments: arguments
                 ).map(V1.Task.init(row:))

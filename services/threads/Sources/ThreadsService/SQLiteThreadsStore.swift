@@ -33,7 +33,16 @@ public struct SQLiteThreadsStore: ThreadsStore {
                             SELECT \(V1.Thread.columns) FROM threads t
                             WHERE t.created_by_agent_id = ? AND t.idempotency_key = ? AND \(ThreadAccess.threadVisible("t"))
                             """), arguments: arguments)
-                if let existing { return V1.Thread(row: existing) }
+                if let existing {
+                    let first = V1.Thread(row: existing)
+                    // Only the end user is compared: title and metadata may have been changed by
+                    // threads.update since, and a retry must still get its thread. A retry acting
+                    // for another user must not get a thread bound to the first one.
+                    guard first.userId == draft.userId else {
+                        throw ThreadsErrors.idempotencyKeyReused(draft.idempotencyKey, for: "thread")
+                    }
+                    return first
+                }
             }
             let owner = access.newThreadOwner
             let thread = V1.Thread(

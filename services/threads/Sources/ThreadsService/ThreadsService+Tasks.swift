@@ -132,8 +132,8 @@ extension ThreadsService {
     }
 
     /// Streams the state of one task, or of every task of one thread: first the current state
-    /// (for a thread, its queued and running tasks), then each change as it commits. A watch of
-    /// one task ends once the task has finished.
+    /// (for a thread, its queued and running tasks and those that finished within the last hour),
+    /// then each change as it commits. A watch of one task ends once the task has finished.
     func watchTasks(_ request: V1.WatchTasksRequest, _ caller: Caller, _ writer: RPCStreamWriter<V1.Task>)
         async throws
     {
@@ -155,7 +155,7 @@ extension ThreadsService {
         }
         let subscription = taskSignal.subscribe(threadId)
         defer { taskSignal.unsubscribe(subscription) }
-        let snapshot = try await store.taskSnapshot(selector, access: access)
+        let snapshot = try await store.taskSnapshot(selector, access: access, now: now)
         for task in snapshot.tasks { try await writer.send(task) }
         if case .task = selector, snapshot.tasks.allSatisfy(\.isFinished) { return }
         var cursor = snapshot.cursor

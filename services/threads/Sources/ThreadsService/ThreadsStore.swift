@@ -90,7 +90,10 @@ public protocol ThreadsStore: Sendable {
         access: ThreadAccess, threadId: String, state: V1.TaskState?, after: PageCursor?, limit: Int
     ) async throws -> (tasks: [V1.Task], next: PageCursor?)
 
-    func taskSnapshot(_ selector: TaskSelector, access: ThreadAccess) async throws -> TaskSnapshot
+    /// The state a watch starts from: the task, or the thread's queued and running tasks plus
+    /// those that finished within the event log's retention (so a watcher that reconnects after a
+    /// task finished still sees how it ended), and the event cursor to follow from.
+    func taskSnapshot(_ selector: TaskSelector, access: ThreadAccess, now: Int64) async throws -> TaskSnapshot
     /// Task states recorded after `cursor`, oldest first, with the cursor each one leaves.
     func taskEvents(_ selector: TaskSelector, access: ThreadAccess, after cursor: Int64, limit: Int) async throws
         -> [(cursor: Int64, task: V1.Task)]
