@@ -116,6 +116,7 @@ let package = Package(
         .target(
             name: "PlatosStorage",
             dependencies: [
+                "PlatosRPC",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -2,6 +2,7 @@ import CoreMetrics
 import Foundation
 import GRDB
 import NIOConcurrencyHelpers
+import PlatosRPC
 
 /// The one writer of a database. Concurrent writes queue here; a dedicated thread takes
 /// everything queued, runs it inside one transaction, commits once, and only then answers every
@@ -60,6 +61,11 @@ public final class GroupCommitWriter: Sendable {
     /// Most writes in one transaction; more wait for the next commit.
     public static let maxBatch = 512
 
+    /// Most writes waiting for a batch. Past it a write is refused at once with
+    /// `RESOURCE_EXHAUSTED`: a database that cannot keep up must push back on its callers, not
+    /// hold an ever longer queue (and its callers' memory) whose tail waits ever longer.
+    public static let maxQueued = 32 * maxBatch
+
     /// After a batch had to run twice, this many batches take the careful path first, so a
     /// stream of writes that fail half-way costs one run per batch, not two.
     static let carefulBatchesAfterRerun = 64
@@ -82,16 +88,27 @@ public final class GroupCommitWriter: Sendable {
         reruns = Counter(label: "db_batch_reruns_total", dimensions: [("database", label)])
     }
 
+    /// Writes waiting for a batch (not counting the batch being written).
+    public var queuedWrites: Int { state.withLockedValue { $0.queue.count } }
+
     /// Queues `body` for the next batch and returns its result once that batch has committed.
     /// `body` may run twice (the first run rolled back with its batch), so it must have no effect
     /// outside the database.
     public func submit<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             let job = TypedJob(body: body, continuation: continuation)
-            let startDrain = state.withLockedValue { state -> Bool in
+            let (queued, startDrain) = state.withLockedValue { state -> (Bool, Bool) in
+                guard state.queue.count < Self.maxQueued else { return (false, false) }
                 state.queue.append(job)
                 defer { state.draining = true }
-                return !state.draining
+                return (true, !state.draining)
+            }
+            guard queued else {
+                continuation.resume(
+                    throwing: RPCError(
+                        .resourceExhausted,
+                        "the database has \(Self.maxQueued) writes waiting for a commit; retry with backoff"))
+                return
             }
             if startDrain { thread.async { self.drain() } }
         }

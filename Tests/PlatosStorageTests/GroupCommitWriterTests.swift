@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import PlatosRPC
 import PlatosStorage
 import Synchronization
 import Testing
@@ -35,6 +36,58 @@ import Testing
         let count = try await db.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM item") ?? 0 }
         #expect(count == 181)
         #expect(try db.integrityCheck() == "ok")
+    }
+
+    /// A writer that cannot keep up refuses writes past its queue limit at once, and every write
+    /// it did queue still commits.
+    @Test func aFullQueueRefusesTheExcessWithResourceExhausted() async throws {
+        let db = try Self.database()
+        let gate = DispatchSemaphore(value: 0)
+        let blocking = Flag()
+        // Holds the writer's thread inside a batch of its own, so that everything after it waits
+        // in the queue.
+        let blocker = Task {
+            try await db.write { _ in
+                blocking.set()
+                gate.wait()
+            }
+        }
+        let started = ContinuousClock.now + .seconds(30)
+        while !blocking.isSet, ContinuousClock.now < started { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(blocking.isSet)
+        let queued = Task {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for i in 0..<GroupCommitWriter.maxQueued {
+                    group.addTask {
+                        try await db.write { try $0.execute(sql: "INSERT INTO item (name) VALUES (?)", arguments: ["n\(i)"]) }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while db.writer.queuedWrites < GroupCommitWriter.maxQueued, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(db.writer.queuedWrites == GroupCommitWriter.maxQueued)
+        var refused: RPCError?
+        do {
+            try await db.write { try $0.execute(sql: "INSERT INTO item (name) VALUES ('excess')") }
+        } catch let error as RPCError {
+            refused = error
+        }
+        #expect(refused?.code == .resourceExhausted)
+        gate.signal()
+        try await blocker.value
+        try await queued.value
+        let count = try await db.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM item") ?? 0 }
+        #expect(count == GroupCommitWriter.maxQueued)
+    }
+
+    final class Flag: Sendable {
+        private let value = Mutex(false)
+        func set() { value.withLock { $0 = true } }
+        var isSet: Bool { value.withLock { $0 } }
     }
 
     struct Refused: Error {}
