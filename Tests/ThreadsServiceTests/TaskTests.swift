@@ -1,9 +1,10 @@
 import Foundation
 import GRDB
+import NIOConcurrencyHelpers
 import PlatosProto
 import PlatosRPC
 import Testing
-import ThreadsService
+@testable import ThreadsService
 
 @Suite("tasks: spawn_bgo", .timeLimit(.minutes(1)))
 struct TaskTests {
@@ -250,6 +251,71 @@ struct TaskTests {
         let second = try #require(try await iterator.next())
         #expect(first.id == done.id && first.state == .succeeded && first.result == "found it")
         #expect(second.id == waiting.id && second.state == .queued)
+    }
+
+    /// A task queued for an agent that then moved to another cluster can never be claimed (claims
+    /// look only in the caller's cluster): its target's next claim ends it as EXPIRED, saying why,
+    /// and the spawner sees that instead of waiting for good.
+    @Test func aTaskLeftQueuedInAClusterItsTargetLeftExpiresAtTheTargetsNextClaim() async throws {
+        let h = try H()
+        let thread = try await h.createThread(H.chat)
+        let spawned = try await spawn(h, thread.id)
+        var moved = H.bgo
+        moved.cluster = "cluster_two"
+        #expect(try await claim(h, moved) == nil)
+        let ended = try await h.client(H.chat).call(V1.TasksService.get, V1.GetTaskRequest(taskId: spawned.id))
+        #expect(ended.state == .expired)
+        #expect(ended.error == "its target agent left the cluster before claiming it")
+        // A task queued for it in the cluster it is in now is untouched, and claimed as usual.
+        #expect(try await claim(h) == nil)
+    }
+
+    /// A claim that commits after its caller gave up (deadline passed while the claim waited for
+    /// the writer) puts the task back in the queue with its attempt returned, instead of leaving it
+    /// running under a lease nobody holds.
+    @Test func aClaimWhoseCallerIsGoneIsGivenBack() async throws {
+        let h = try H()
+        let thread = try await h.createThread(H.chat)
+        let spawned = try await spawn(h, thread.id)
+        let gate = DispatchSemaphore(value: 0)
+        let holding = NIOLockedValueBox(false)
+        let writerHeld = Task {
+            try await h.store.database.write { _ in
+                holding.withLockedValue { $0 = true }
+                gate.wait()
+            }
+        }
+        let heldBy = ContinuousClock.now + .seconds(10)
+        while !holding.withLockedValue({ $0 }), ContinuousClock.now < heldBy { try await Task.sleep(for: .milliseconds(2)) }
+        let started = ContinuousClock.now
+        let late = Task {
+            await rpcError {
+                _ = try await h.client(H.bgo).call(
+                    V1.TasksService.claim, V1.ClaimTaskRequest(waitMs: 0), timeout: .milliseconds(200))
+            }
+        }
+        // The claim's write is queued behind the held one; release the writer only once the
+        // call's 200 ms deadline has passed.
+        let queuedBy = ContinuousClock.now + .seconds(10)
+        while h.store.database.writer.queuedWrites == 0, ContinuousClock.now < queuedBy {
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        #expect(h.store.database.writer.queuedWrites == 1)
+        try await Task.sleep(until: started + .milliseconds(300))
+        gate.signal()
+        try await writerHeld.value
+        #expect(await late.value?.code == .deadlineExceeded)
+        let deadline = ContinuousClock.now + .seconds(10)
+        var task = try await h.client(H.chat).call(V1.TasksService.get, V1.GetTaskRequest(taskId: spawned.id))
+        while task.state != .queued, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+            task = try await h.client(H.chat).call(V1.TasksService.get, V1.GetTaskRequest(taskId: spawned.id))
+        }
+        #expect(task.state == .queued)
+        #expect(task.attempts == 0)
+        #expect(task.leaseId.isEmpty)
+        let next = try #require(try await claim(h))
+        #expect(next.id == spawned.id && next.attempts == 1)
     }
 
     @Test func listsTasksOfAThreadByState() async throws {

@@ -44,6 +44,7 @@ struct ThreadsHarness {
     static let drifter = TestAgent(id: "agent_drifter", slug: "drifter")
 
     let service: ThreadsService
+    let store: SQLiteThreadsStore
     let router: RPCRouter
     let signer: PrincipalSigner
     let clock = ManualClock()
@@ -53,7 +54,7 @@ struct ThreadsHarness {
     init(lease: TaskLeasePolicy = TaskLeasePolicy()) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("threads-test-\(UUID().uuidString)")
         databasePath = dir.appendingPathComponent("threads.sqlite").path
-        let store = try SQLiteThreadsStore.open(path: databasePath)
+        store = try SQLiteThreadsStore.open(path: databasePath)
         signer = try PrincipalSigner(secret: Array("a test secret of at least thirty-two bytes".utf8))
         for agent in [Self.chat, Self.bgo, Self.stranger, Self.strangerSibling, Self.loner, Self.drifter] {
             directory.set(DirectoryAgent(agentId: agent.id, clusterId: agent.cluster), slug: agent.slug, in: Self.scope)

@@ -66,6 +66,15 @@ extension SQLiteThreadsStore {
         -- rowid (insertion order) breaks ties within a millisecond: claims are FIFO.
         ORDER BY k.created_at, k.rowid LIMIT 1
         """
+    /// The caller's queued tasks in clusters other than its own: it left them before claiming
+    /// (a move, or a requeue after it lost its lease across one). Claims only ever look in the
+    /// caller's current cluster, so nothing else would ever end them.
+    private static let strandedSQL = """
+        SELECT \(V1.Task.columns) FROM tasks k INDEXED BY tasks_queued
+        WHERE k.org = ? AND k.project = ? AND k.env = ? AND k.target_agent_id = ?
+            AND k.state = \(V1.TaskState.queued.protoValue) AND k.cluster_id <> ?
+        LIMIT 100
+        """
     private static let visibleTaskSQL =
         "SELECT \(V1.Task.columns) FROM tasks k WHERE k.id = ? AND \(ThreadAccess.taskVisible("k"))"
 
@@ -86,6 +95,15 @@ extension SQLiteThreadsStore {
                 try task.save(db, access: access)
                 changed.append(task)
             }
+            let stranded = try Row.fetchAll(
+                db.cachedStatement(sql: Self.strandedSQL),
+                arguments: [access.org, access.project, access.env, access.agentId, access.clusterId])
+            for row in stranded {
+                var task = V1.Task(row: row)
+                task.strand(now: now)
+                try task.save(db, access: access)
+                changed.append(task)
+            }
             var queuedArguments: StatementArguments = [access.agentId]
             queuedArguments += access.taskVisibleArguments
             guard
@@ -97,6 +115,19 @@ extension SQLiteThreadsStore {
             try task.save(db, access: access)
             changed.append(task)
             return (task, changed)
+        }
+    }
+
+    /// Gives back a claim the caller never received (it was cancelled or out of time when the
+    /// claim committed): the task is queued again with its attempt returned, unless the lease has
+    /// already changed hands.
+    public func unclaimTask(_ claimed: V1.Task, access: ThreadAccess, now: Int64) async throws -> V1.Task? {
+        try await database.write { db in
+            guard var task = try Self.visibleTask(db, claimed.id, access), task.isLeased(to: claimed.leaseId, now: now)
+            else { return nil }
+            task.unclaim(now: now)
+            try task.save(db, access: access)
+            return task
         }
     }
 

@@ -43,6 +43,23 @@ extension V1.Task {
         }
     }
 
+    /// Its target agent left the task's cluster before claiming it: no one can claim it now.
+    mutating func strand(now: Int64) {
+        state = .expired
+        error = "its target agent left the cluster before claiming it"
+        updatedAtUnixMs = now
+    }
+
+    /// A claim whose caller was gone before the answer reached it: back to the queue, and the
+    /// attempt it took is given back.
+    mutating func unclaim(now: Int64) {
+        state = .queued
+        attempts = max(0, attempts - 1)
+        leaseId = ""
+        leaseExpiresAtUnixMs = 0
+        updatedAtUnixMs = now
+    }
+
     mutating func lease(for leaseMs: Int64, now: Int64) {
         state = .running
         attempts += 1

@@ -115,5 +115,16 @@ public enum ThreadsSchema {
                     CREATE INDEX tasks_running ON tasks(lease_expires_at) WHERE state = 2;
                     """)
         }
+        migrator.registerMigration("v3 queued tasks indexed by target agent first") { db in
+            // Same entries, target before cluster: a claim still finds its queue by equality, and
+            // also finds, among only its own queued tasks, those left in a cluster the agent has
+            // since left (SQLiteThreadsStore.strandedSQL), without walking the scope's queue.
+            try db.execute(
+                sql: """
+                    DROP INDEX tasks_queued;
+                    CREATE INDEX tasks_queued
+                        ON tasks(org, project, env, target_agent_id, cluster_id, created_at) WHERE state = 1;
+                    """)
+        }
     }
 }

@@ -124,7 +124,15 @@ extension ThreadsService {
             let (claimed, changed) = try await store.claimTask(
                 access: access, leaseMs: leaseMs, maxAttempts: configuration.lease.maxAttempts, now: now)
             announce(changed)
-            if let claimed { return V1.ClaimTaskResponse(task: claimed) }
+            if let claimed {
+                // The caller went away (cancelled, or its deadline passed) while the claim waited
+                // for its commit: it will never see this lease, so the task must not sit running
+                // under it until it lapses, nor lose an attempt to it.
+                let gone = Task.isCancelled || caller.context.deadline.map { ContinuousClock.now >= $0 } == true
+                guard gone else { return V1.ClaimTaskResponse(task: claimed) }
+                if let requeued = try await store.unclaimTask(claimed, access: access, now: now) { announce([requeued]) }
+                throw RPCError(.cancelled, "the claim's caller went away; the task was queued again")
+            }
             let remaining = deadline - ContinuousClock.now
             guard remaining > .zero else { return V1.ClaimTaskResponse() }
             await queueSignal.wait(subscription, since: generation, timeout: remaining)

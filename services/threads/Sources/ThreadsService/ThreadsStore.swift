@@ -90,6 +90,9 @@ public protocol ThreadsStore: Sendable {
         access: ThreadAccess, threadId: String, state: V1.TaskState?, after: PageCursor?, limit: Int
     ) async throws -> (tasks: [V1.Task], next: PageCursor?)
 
+    /// Requeues a task whose claim the caller never received, giving its attempt back; nil when
+    /// the lease has changed hands meanwhile.
+    func unclaimTask(_ claimed: V1.Task, access: ThreadAccess, now: Int64) async throws -> V1.Task?
     /// The state a watch starts from: the task, or the thread's queued and running tasks plus
     /// those that finished within the event log's retention (so a watcher that reconnects after a
     /// task finished still sees how it ended), and the event cursor to follow from.
