@@ -16,64 +16,59 @@ import Testing
         await server.shutdownGracefully()
     }
 
-    /// A reader that falls too far behind gets the messages the client holds for it, in order and
-    /// without a gap, then RESOURCE_EXHAUSTED: the client does not buffer without limit.
-    @Test func aReaderThatFallsTooFarBehindGetsWhatWasHeldThenResourceExhausted() async throws {
+    /// Opens a watch of 100 events with `configuration`, reads nothing until the server has ended
+    /// the call, then reads everything the client held: the events (and their bytes) and how the
+    /// stream ended.
+    static func readOnlyAfterTheCallEnded(_ configuration: RPCClientConfiguration) async throws
+        -> (versions: [UInt64], bytes: Int, ended: RPCError?)
+    {
         let (server, port) = try await startServer(TestRouter.make(Observations()))
-        var configuration = RPCClientConfiguration()
-        configuration.maxBufferedStreamMessages = 16
         let connection = try await RPCConnection.connect(host: "127.0.0.1", port: port, configuration: configuration)
         let stream = connection.serverStreaming(
             method: V1.RegistryService.watch.descriptor.name,
             payload: try V1.WatchRegistryRequest(afterVersion: 100).serializedBytes(), metadata: [:], deadline: nil)
-        // Not read until the call has ended: 100 messages arrive for a buffer of 16.
         let deadline = ContinuousClock.now + .seconds(10)
         while connection.inFlight > 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
         var versions: [UInt64] = []
-        var ended: RPCError.Code?
+        var bytes = 0
+        var ended: RPCError?
         do {
-            for try await bytes in stream { versions.append(try V1.MembershipEvent(serializedBytes: bytes).version) }
+            for try await message in stream {
+                bytes += message.count
+                versions.append(try V1.MembershipEvent(serializedBytes: message).version)
+            }
         } catch let error as RPCError {
-            ended = error.code
+            ended = error
         }
-        #expect(versions == Array(1...16))
-        #expect(ended == .resourceExhausted)
         await connection.close()
         await server.shutdownGracefully()
+        return (versions, bytes, ended)
+    }
+
+    /// A reader that falls too far behind gets the messages the client holds for it, in order and
+    /// without a gap, then RESOURCE_EXHAUSTED: the client does not buffer without limit.
+    @Test func aReaderThatFallsTooFarBehindGetsWhatWasHeldThenResourceExhausted() async throws {
+        var configuration = RPCClientConfiguration()
+        configuration.maxBufferedStreamMessages = 16
+        // 100 messages arrive for a buffer of 16.
+        let (versions, _, ended) = try await Self.readOnlyAfterTheCallEnded(configuration)
+        #expect(versions == Array(1...16))
+        #expect(ended?.code == .resourceExhausted)
     }
 
     /// The same bound in bytes: messages of up to 64 KiB each would make a count of 16,384 a
     /// gigabyte per stream. The reader gets a gap-free run of what fit, then RESOURCE_EXHAUSTED.
     @Test func aReaderThatFallsTooManyBytesBehindGetsWhatWasHeldThenResourceExhausted() async throws {
-        let (server, port) = try await startServer(TestRouter.make(Observations()))
         var configuration = RPCClientConfiguration()
         // Each event here is 2 bytes: 100 of them are twice the limit.
         configuration.maxBufferedStreamBytes = 100
-        let connection = try await RPCConnection.connect(host: "127.0.0.1", port: port, configuration: configuration)
-        let stream = connection.serverStreaming(
-            method: V1.RegistryService.watch.descriptor.name,
-            payload: try V1.WatchRegistryRequest(afterVersion: 100).serializedBytes(), metadata: [:], deadline: nil)
-        let deadline = ContinuousClock.now + .seconds(10)
-        while connection.inFlight > 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
-        var versions: [UInt64] = []
-        var heldBytes = 0
-        var ended: RPCError?
-        do {
-            for try await bytes in stream {
-                heldBytes += bytes.count
-                versions.append(try V1.MembershipEvent(serializedBytes: bytes).version)
-            }
-        } catch let error as RPCError {
-            ended = error
-        }
+        let (versions, bytes, ended) = try await Self.readOnlyAfterTheCallEnded(configuration)
         #expect(!versions.isEmpty)
         #expect(versions == Array(1...UInt64(max(versions.count, 1))))
-        #expect(heldBytes <= 100)
+        #expect(bytes <= 100)
         #expect(versions.count < 100)
         #expect(ended?.code == .resourceExhausted)
         #expect(ended?.message.contains("100 bytes") == true)
-        await connection.close()
-        await server.shutdownGracefully()
     }
 
     /// A stream past its deadline ends as every stream ends, with STREAM_END (DEADLINE_EXCEEDED),
