@@ -254,20 +254,36 @@ struct TaskTests {
     }
 
     /// A task queued for an agent that then moved to another cluster can never be claimed (claims
-    /// look only in the caller's cluster): its target's next claim ends it as EXPIRED, saying why,
-    /// and the spawner sees that instead of waiting for good.
+    /// look only in the caller's cluster): once it has waited past any claim that could still
+    /// carry the old cluster, its target's next claim ends it as EXPIRED, saying why, and the
+    /// spawner sees that instead of waiting for good. A task queued for it in its new cluster is
+    /// claimed as usual, and a claim still naming the old cluster leaves a new task alone.
     @Test func aTaskLeftQueuedInAClusterItsTargetLeftExpiresAtTheTargetsNextClaim() async throws {
         let h = try H()
         let thread = try await h.createThread(H.chat)
-        let spawned = try await spawn(h, thread.id)
+        let claimedBeforeTheMove = try await spawn(h, thread.id, prompt: "first")
+        let leftBehind = try await spawn(h, thread.id, prompt: "left behind")
+        // bgo moves to cluster two, where stranger spawns a task for it.
         var moved = H.bgo
-        moved.cluster = "cluster_two"
-        #expect(try await claim(h, moved) == nil)
-        let ended = try await h.client(H.chat).call(V1.TasksService.get, V1.GetTaskRequest(taskId: spawned.id))
+        moved.cluster = H.stranger.cluster
+        h.directory.set(DirectoryAgent(agentId: moved.id, clusterId: moved.cluster), slug: moved.slug, in: H.scope)
+        let strangerThread = try await h.createThread(H.stranger)
+        let fresh = try await h.client(H.stranger).call(
+            V1.TasksService.spawn, V1.SpawnTaskRequest(targetAgent: moved.slug, prompt: "new home", threadId: strangerThread.id))
+
+        // A claim admitted before the move (it still names cluster one) takes its old cluster's
+        // task as before and strands nothing this young, in either cluster.
+        #expect(try await claim(h, H.bgo)?.id == claimedBeforeTheMove.id)
+        #expect(try await h.client(H.stranger).call(V1.TasksService.get, V1.GetTaskRequest(taskId: fresh.id)).state == .queued)
+        #expect(try await h.client(H.chat).call(V1.TasksService.get, V1.GetTaskRequest(taskId: leftBehind.id)).state == .queued)
+
+        // Two minutes on, the claim from its new cluster takes the new task and ends the old one.
+        h.clock.advance(ms: 121_000)
+        let claimed = try #require(try await claim(h, moved))
+        #expect(claimed.id == fresh.id && claimed.state == .running)
+        let ended = try await h.client(H.chat).call(V1.TasksService.get, V1.GetTaskRequest(taskId: leftBehind.id))
         #expect(ended.state == .expired)
         #expect(ended.error == "its target agent left the cluster before claiming it")
-        // A task queued for it in the cluster it is in now is untouched, and claimed as usual.
-        #expect(try await claim(h) == nil)
     }
 
     /// A claim that commits after its caller gave up (deadline passed while the claim waited for

@@ -18,8 +18,10 @@ final class MembershipFeed: Sendable {
 
     init(bufferSize: Int = 10_000) { self.bufferSize = bufferSize }
 
-    /// The live events, in order and without a gap. A watcher whose buffer is full gets no more:
-    /// its stream ends after the events it holds, and it resumes from the last one it saw.
+    /// The live events, without a gap but not necessarily in version order: each writer publishes
+    /// from its own task once its commit is answered. `registry.watch` takes them as wake-ups and
+    /// reads the events themselves from the table, which has them in commit order. A watcher whose
+    /// buffer is full gets no more: its stream ends, and it resumes from the last one it sent.
     func subscribe() -> AsyncStream<V1.MembershipEvent> {
         // Oldest, not newest: what a lagging watcher still holds must be a gap-free run, so that
         // resuming after its last event replays exactly what it missed.

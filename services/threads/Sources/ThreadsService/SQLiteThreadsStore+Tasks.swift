@@ -68,13 +68,19 @@ extension SQLiteThreadsStore {
         """
     /// The caller's queued tasks in clusters other than its own: it left them before claiming
     /// (a move, or a requeue after it lost its lease across one). Claims only ever look in the
-    /// caller's current cluster, so nothing else would ever end them.
+    /// caller's current cluster, so nothing else would ever end them. Only tasks untouched for
+    /// ``strandedAfterMs``: a claim admitted just before its agent moved still names the old
+    /// cluster, and must not take a task just queued in the new one for stranded.
     private static let strandedSQL = """
         SELECT \(V1.Task.columns) FROM tasks k INDEXED BY tasks_queued
         WHERE k.org = ? AND k.project = ? AND k.env = ? AND k.target_agent_id = ?
-            AND k.state = \(V1.TaskState.queued.protoValue) AND k.cluster_id <> ?
+            AND k.state = \(V1.TaskState.queued.protoValue) AND k.cluster_id <> ? AND k.updated_at < ?
         LIMIT 100
         """
+
+    /// Longer than a claim can wait (30 s) plus the gateway's principal cache lifetime (30 s): no
+    /// claim this much younger than a task can still carry its agent's previous cluster.
+    static let strandedAfterMs: Int64 = 120_000
     private static let visibleTaskSQL =
         "SELECT \(V1.Task.columns) FROM tasks k WHERE k.id = ? AND \(ThreadAccess.taskVisible("k"))"
 
@@ -97,7 +103,9 @@ extension SQLiteThreadsStore {
             }
             let stranded = try Row.fetchAll(
                 db.cachedStatement(sql: Self.strandedSQL),
-                arguments: [access.org, access.project, access.env, access.agentId, access.clusterId])
+                arguments: [
+                    access.org, access.project, access.env, access.agentId, access.clusterId, now - Self.strandedAfterMs,
+                ])
             for row in stranded {
                 var task = V1.Task(row: row)
                 task.strand(now: now)
