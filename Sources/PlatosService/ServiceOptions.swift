@@ -33,8 +33,17 @@ public enum ServiceKind: String, CaseIterable, Sendable {
         }
     }
 
+    /// Whole-number limits this service takes, by option key (`--max-live-calls-per-agent`,
+    /// `PLATOS_GATEWAY_MAX_LIVE_CALLS_PER_AGENT`), with their defaults.
+    public var limits: [(key: String, default: Int)] {
+        switch self {
+        case .gateway: return [("max-live-calls-per-agent", 256), ("rate-limit-per-second", 1000), ("rate-limit-burst", 2000)]
+        case .registry, .memory, .threads: return []
+        }
+    }
+
     /// Every key this service takes, in the config file and as `--key` flags (besides `--config`).
-    public var keys: [String] { ServiceOptions.commonKeys + peers.map(\.key) }
+    public var keys: [String] { ServiceOptions.commonKeys + peers.map(\.key) + limits.map(\.key) }
 }
 
 /// The settings of an executable, from four layers, each overriding the one before:
@@ -65,6 +74,8 @@ public struct ServiceOptions: Sendable {
     public var configFile: String?
     /// Addresses of the services this one calls, by key (see ``ServiceKind/peers``).
     public var peers: [String: RPCEndpoint]
+    /// This service's limits, by key (see ``ServiceKind/limits``).
+    public var limits: [String: Int]
 
     /// The defaults.
     public init(_ kind: ServiceKind) {
@@ -72,6 +83,13 @@ public struct ServiceOptions: Sendable {
         port = kind.defaultPort
         adminPort = kind.defaultAdminPort
         peers = Dictionary(uniqueKeysWithValues: kind.peers.map { ($0.key, $0.default) })
+        limits = Dictionary(uniqueKeysWithValues: kind.limits.map { ($0.key, $0.default) })
+    }
+
+    /// The value of limit `key` (one of ``ServiceKind/limits``).
+    public func limit(_ key: String) -> Int {
+        guard let value = limits[key] else { preconditionFailure("platos-\(name) has no limit '\(key)'") }
+        return value
     }
 
     /// The address of peer `key` (one of ``ServiceKind/peers``).
@@ -92,6 +110,9 @@ public struct ServiceOptions: Sendable {
         case "synchronous": return "PLATOS_SYNCHRONOUS"
         case "log-level": return "PLATOS_LOG_LEVEL"
         default:
+            if kind.limits.contains(where: { $0.key == key }) {
+                return "PLATOS_\(service)_\(key.uppercased().replacingOccurrences(of: "-", with: "_"))"
+            }
             guard kind.peers.contains(where: { $0.key == key }) else { return nil }
             return "PLATOS_\(key.uppercased())_ADDR"
         }
@@ -180,6 +201,13 @@ public struct ServiceOptions: Sendable {
             }
             logLevel = level
         default:
+            if limits[key] != nil {
+                guard let number = Int(value), number > 0 else {
+                    throw ServiceOptionsError("\(source) must be a whole number above 0, got '\(value)'")
+                }
+                limits[key] = number
+                return
+            }
             guard peers[key] != nil else { throw ServiceOptionsError("\(source): platos-\(name) has no option '\(key)'") }
             guard let address = RPCEndpoint(value) else {
                 throw ServiceOptionsError("\(source) must be host:port, got '\(value)'")

@@ -123,6 +123,22 @@ import Testing
         #expect(memory.peers.isEmpty)
     }
 
+    /// The gateway's limits are settings like any other, and only the gateway has them.
+    @Test func theGatewaysLimitsAreLayeredAndChecked() throws {
+        let path = try Self.configFile("[gateway]\nmax-live-calls-per-agent = 1024\nrate-limit-burst = 50\n")
+        let gateway = try ServiceOptions.parse(
+            .gateway, arguments: ["--rate-limit-burst", "60"],
+            environment: ["PLATOS_CONFIG": path, "PLATOS_GATEWAY_RATE_LIMIT_PER_SECOND": "30"])
+        #expect(gateway.limit("max-live-calls-per-agent") == 1024)
+        #expect(gateway.limit("rate-limit-per-second") == 30)
+        #expect(gateway.limit("rate-limit-burst") == 60)
+        #expect(try ServiceOptions.parse(.gateway, arguments: [], environment: [:]).limit("max-live-calls-per-agent") == 256)
+        let zero = Self.error { _ = try ServiceOptions.parse(.gateway, arguments: ["--max-live-calls-per-agent", "0"], environment: [:]) }
+        #expect(zero == "--max-live-calls-per-agent must be a whole number above 0, got '0'")
+        let elsewhere = Self.error { _ = try ServiceOptions.parse(.memory, arguments: ["--rate-limit-burst", "5"], environment: [:]) }
+        #expect(elsewhere?.hasPrefix("unknown option --rate-limit-burst") == true, "\(elsewhere ?? "no error")")
+    }
+
     @Test func unknownKeyNamesFileAndLine() throws {
         let path = try Self.configFile("port = 1\n\n# comment\nbogus = 2\n")
         let message = Self.error { _ = try ServiceOptions.parse(.memory, arguments: ["--config", path], environment: [:]) }

@@ -1,6 +1,7 @@
 // platos-gateway: the only public endpoint.
 //
-//   platos-gateway [--registry H:P] [--memory H:P] [--threads H:P] [common flags]
+//   platos-gateway [--registry H:P] [--memory H:P] [--threads H:P] [--max-live-calls-per-agent N]
+//                  [--rate-limit-per-second N] [--rate-limit-burst N] [common flags]
 //
 // Every setting also comes from the config file and the environment (README.md, "Configuration").
 import Foundation
@@ -22,6 +23,9 @@ do {
     configuration.registry = options.peer("registry")
     configuration.memory = options.peer("memory")
     configuration.threads = options.peer("threads")
+    configuration.maxLiveCallsPerAgent = options.limit("max-live-calls-per-agent")
+    configuration.rateLimitPerSecond = Double(options.limit("rate-limit-per-second"))
+    configuration.rateLimitBurst = Double(options.limit("rate-limit-burst"))
     let gateway = Gateway(configuration: configuration, signer: try PrincipalSigner(secret: try options.loadSecret()), logger: logger)
     let watcher = Task { await gateway.watchMemberships() }
     try await ServiceRunner.run(
