@@ -8,7 +8,8 @@ import PlatosRPC
 /// everything queued, runs it inside one transaction, commits once, and only then answers every
 /// caller. So a write is acknowledged only after its commit, one failing write does not undo its
 /// neighbours (a write that fails half-way has the batch run again with a savepoint per write),
-/// and 64 concurrent writers cost one commit, not 64.
+/// and 64 concurrent writers cost one commit, not 64. The queue is bounded (``maxQueued``): a
+/// database that falls that far behind refuses more writes rather than queue them.
 public final class GroupCommitWriter: Sendable {
     /// One queued write: runs inside the batch's transaction, then learns whether it committed.
     private protocol Job: Sendable {
