@@ -18,6 +18,9 @@ public struct RPCServerConfiguration: Sendable {
     public var idleTimeout: Duration = .seconds(300)
     /// A frame started but not finished within this long closes the connection (slow-loris).
     public var partialFrameTimeout: Duration = .seconds(10)
+    /// A connection that cannot take writes (its peer stopped reading) for this long without a
+    /// break is closed: its calls can neither be answered nor time out as idle.
+    public var writeStallTimeout: Duration = .seconds(30)
     /// How long shutdown waits for calls in flight before closing connections anyway.
     public var shutdownGracePeriod: Duration = .seconds(30)
     /// Where handlers run: on their connection's event loop (the default, see

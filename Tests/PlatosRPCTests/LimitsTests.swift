@@ -195,7 +195,11 @@ import Testing
     @Test func aPeerThatNeverReadsIsThrottledAndStillDisconnected() async throws {
         let observations = Observations()
         let (server, port) = try await startServer(TestRouter.make(observations)) {
-            $0.idleTimeout = .milliseconds(500)
+            $0.writeStallTimeout = .milliseconds(500)
+            // Neither of the other timeouts may be what closes it: its calls are in flight (so it
+            // is never idle), and the frame it may have left half-sent would only be cut late.
+            $0.idleTimeout = .seconds(60)
+            $0.partialFrameTimeout = .seconds(60)
         }
         let socket = try RawSocket(port: port, receiveBuffer: 4096, sendBuffer: 8192)
         // memory.get answers with the id it was asked for: 256 KiB in, 256 KiB back.
@@ -207,8 +211,8 @@ import Testing
         // Without back-pressure the server reads and answers all 200 (50 MiB of answers).
         let handled = observations.count("get.started")
         #expect(handled < requests / 2, "the server kept reading: \(handled) requests read, \(sent) bytes sent")
-        // Nothing is read here: the server's idle GOAWAY sits behind answers that cannot be sent,
-        // and the connection must be closed all the same.
+        // Nothing is read here: answers cannot be sent, so the calls never end, and the
+        // connection must be closed all the same, by the write-stall timeout.
         let deadline = ContinuousClock.now + .seconds(10)
         while server.liveConnectionHandlers > 0, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(10))

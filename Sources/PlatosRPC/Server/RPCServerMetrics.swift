@@ -10,7 +10,8 @@ import Synchronization
 ///   including those refused before a handler ran (unknown method, too many in flight);
 /// - `rpc_server_call_duration_seconds{server,method}`: handler latency histogram;
 /// - `rpc_server_calls_in_flight{server}`, `rpc_server_connections{server}`: gauges;
-/// - `rpc_server_events_total{server,event,code}`: rejections, cancellations, deadlines, GOAWAYs.
+/// - `rpc_server_events_total{server,event,code}`: rejections, cancellations, deadlines, GOAWAYs,
+///   connections closed because their peer stopped reading (`write_stall`).
 final class RPCServerMetrics: Sendable {
     private let label: String
     private let inFlight: Gauge
@@ -78,6 +79,7 @@ final class RPCServerMetrics: Sendable {
     func callCancelled() { error("cancelled", .cancelled) }
     func deadlineExceeded() { error("deadline", .deadlineExceeded) }
     func goAway(_ code: RPCError.Code) { error("goaway", code) }
+    func writeStalled() { error("write_stall", .unavailable) }
 
     private func error(_ kind: String, _ code: RPCError.Code) {
         let key = "\(kind)|\(code)"

@@ -41,6 +41,9 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     /// Where handler tasks run; nil for the global concurrent executor.
     private var handlerExecutor: EventLoopTaskExecutor?
     private var peer = "unknown"
+    /// Runs while the connection cannot take writes; closes it if that lasts the write-stall
+    /// timeout (``RPCServerConfiguration/writeStallTimeout``).
+    private var writeStallTimer: Scheduled<Void>?
 
     init(
         router: RPCRouter, configuration: RPCServerConfiguration, lifecycle: ServerLifecycleState,
@@ -83,6 +86,8 @@ final class ServerConnectionHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         metrics.connectionClosed()
+        writeStallTimer?.cancel()
+        writeStallTimer = nil
         outbox?.close()
         for (_, call) in calls {
             call.task?.cancel()
@@ -94,8 +99,25 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         context.fireChannelInactive()
     }
 
+    /// A peer that stops reading makes the connection unwritable, and with reads paused
+    /// (`BackPressureHandler`) its calls can neither finish nor be answered: they stay in flight,
+    /// so the idle timeout never applies, and the connection with its slot and queued answers
+    /// would be held for good. Unwritable for the whole write-stall timeout, it is closed.
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        outbox?.setWritable(context.channel.isWritable)
+        let writable = context.channel.isWritable
+        outbox?.setWritable(writable)
+        if writable {
+            writeStallTimer?.cancel()
+            writeStallTimer = nil
+        } else if writeStallTimer == nil {
+            let channel = context.channel
+            let (logger, metrics, peer) = (self.logger, self.metrics, self.peer)
+            writeStallTimer = context.eventLoop.scheduleTask(in: .nanoseconds(configuration.writeStallTimeout.nanoseconds)) {
+                logger.info("closing a connection whose peer stopped reading", metadata: ["peer": "\(peer)"])
+                metrics.writeStalled()
+                channel.close(promise: nil)
+            }
+        }
         context.fireChannelWritabilityChanged()
     }
 
