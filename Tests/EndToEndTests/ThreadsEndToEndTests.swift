@@ -29,6 +29,49 @@ struct ThreadsEndToEndTests {
         try await ServiceProcess("threads", dataDir: dataDir, extraArguments: ["--registry", "127.0.0.1:1"])
     }
 
+    /// `workers` loops, each running `round(worker, round number)` again and again until it is
+    /// cancelled or a round throws (the process under it was killed).
+    static func loop(
+        _ workers: Int, _ round: @escaping @Sendable (_ worker: Int, _ round: Int) async throws -> Void
+    ) -> Task<Void, Never> {
+        Task {
+            await withTaskGroup(of: Void.self) { group in
+                for worker in 0..<workers {
+                    group.addTask {
+                        var i = 0
+                        while !Task.isCancelled {
+                            i += 1
+                            do { try await round(worker, i) } catch { return }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Lets `loads` run until `enough` holds (or 3 s passed; the suite's time limit bounds the
+    /// rest), then SIGKILLs `process` mid-load and waits for the loads to stop.
+    static func kill(
+        _ process: ServiceProcess, under loads: [Task<Void, Never>], once enough: () -> Bool
+    ) async throws {
+        let start = ContinuousClock.now
+        while !enough(), ContinuousClock.now - start < .seconds(3) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        await process.kill()
+        for load in loads { load.cancel() }
+        for load in loads { await load.value }
+    }
+
+    /// `PRAGMA integrity_check` of the threads database in `dataDir`, read from the closed file
+    /// before the service opens it again.
+    static func integrity(_ dataDir: String) async throws -> String? {
+        let pool = try DatabasePool(path: "\(dataDir)/threads.sqlite")
+        let result = try await pool.read { db in try String.fetchOne(db, sql: "PRAGMA integrity_check") }
+        try pool.close()
+        return result
+    }
+
     @Test func signedCallsWorkAndAnUnsignedCallGetsNothing() async throws {
         let dataDir = ServiceProcess.temporaryDataDirectory()
         let process = try await Self.start(dataDir)
@@ -63,44 +106,20 @@ struct ThreadsEndToEndTests {
             try await client.call(V1.ThreadsService.create, V1.CreateThreadRequest(title: "kill \(i)")).id
         }
         let acknowledged = NIOLockedValueBox<[String: Set<UInt64>]>([:])
-        let posters = Task {
-            await withTaskGroup(of: Void.self) { group in
-                for p in 0..<32 {
-                    let threadId = threads[p % threads.count]
-                    group.addTask {
-                        var i = 0
-                        while !Task.isCancelled {
-                            i += 1
-                            guard
-                                let message = try? await client.call(
-                                    V1.MessagesService.post, V1.PostMessageRequest(threadId: threadId, content: "p\(p) \(i)"),
-                                    timeout: .seconds(5))
-                            else { return }  // the process is gone
-                            acknowledged.withLockedValue { _ = $0[threadId, default: []].insert(message.seq) }
-                        }
-                    }
-                }
-            }
+        let posters = Self.loop(32) { p, i in
+            let threadId = threads[p % threads.count]
+            let message = try await client.call(
+                V1.MessagesService.post, V1.PostMessageRequest(threadId: threadId, content: "p\(p) \(i)"),
+                timeout: .seconds(5))
+            acknowledged.withLockedValue { _ = $0[threadId, default: []].insert(message.seq) }
         }
-        // Run until a good number of posts were acknowledged (bounded by the suite's time limit),
-        // then for a little longer so the kill lands mid-stream.
-        let start = ContinuousClock.now
-        while acknowledged.withLockedValue({ $0.values.reduce(0) { $0 + $1.count } }) < 5_000,
-            ContinuousClock.now - start < .seconds(3)
-        {
-            try await Task.sleep(for: .milliseconds(20))
+        // Until a good number of posts were acknowledged, so the kill lands mid-stream.
+        try await Self.kill(process, under: [posters]) {
+            acknowledged.withLockedValue { $0.values.reduce(0) { $0 + $1.count } } >= 5_000
         }
-        await process.kill()
-        posters.cancel()
-        await posters.value
         let acked = acknowledged.withLockedValue { $0 }
         #expect(acked.values.reduce(0) { $0 + $1.count } > 0)
-
-        // Checked on the closed file, before the service opens it again.
-        let pool = try DatabasePool(path: "\(dataDir)/threads.sqlite")
-        let integrity = try await pool.read { db in try String.fetchOne(db, sql: "PRAGMA integrity_check") }
-        #expect(integrity == "ok")
-        try pool.close()
+        #expect(try await Self.integrity(dataDir) == "ok")
 
         let restarted = try await Self.start(dataDir)
         let reader = signer.client(port: restarted.port, principal: Self.bgo)
@@ -141,58 +160,27 @@ extension ThreadsEndToEndTests {
 
         let spawned = NIOLockedValueBox<Set<String>>([])
         let completed = NIOLockedValueBox<[String: String]>([:])  // task id → result message id
-        let load = Task {
-            await withTaskGroup(of: Void.self) { group in
-                for s in 0..<16 {
-                    group.addTask {
-                        var i = 0
-                        while !Task.isCancelled {
-                            i += 1
-                            guard
-                                let task = try? await chat.call(
-                                    V1.TasksService.spawn,
-                                    V1.SpawnTaskRequest(targetAgent: bgoAgent.id, prompt: "job \(s)-\(i)", threadId: thread),
-                                    timeout: .seconds(5))
-                            else { return }  // the process is gone
-                            spawned.withLockedValue { _ = $0.insert(task.id) }
-                        }
-                    }
-                }
-                for _ in 0..<8 {
-                    group.addTask {
-                        while !Task.isCancelled {
-                            guard
-                                let claim = try? await bgo.call(
-                                    V1.TasksService.claim, V1.ClaimTaskRequest(waitMs: 200), timeout: .seconds(5))
-                            else { return }
-                            guard let task = claim.task else { continue }
-                            guard
-                                let done = try? await bgo.call(
-                                    V1.TasksService.complete,
-                                    V1.CompleteTaskRequest(taskId: task.id, leaseId: task.leaseId, result: "done \(task.id)"),
-                                    timeout: .seconds(5))
-                            else { return }
-                            completed.withLockedValue { $0[done.id] = done.resultMessageId }
-                        }
-                    }
-                }
-            }
+        let spawners = Self.loop(16) { s, i in
+            let task = try await chat.call(
+                V1.TasksService.spawn,
+                V1.SpawnTaskRequest(targetAgent: bgoAgent.id, prompt: "job \(s)-\(i)", threadId: thread),
+                timeout: .seconds(5))
+            spawned.withLockedValue { _ = $0.insert(task.id) }
         }
-        let start = ContinuousClock.now
-        while completed.withLockedValue({ $0.count }) < 1_000, ContinuousClock.now - start < .seconds(3) {
-            try await Task.sleep(for: .milliseconds(20))
+        let workers = Self.loop(8) { _, _ in
+            let claim = try await bgo.call(V1.TasksService.claim, V1.ClaimTaskRequest(waitMs: 200), timeout: .seconds(5))
+            guard let task = claim.task else { return }
+            let done = try await bgo.call(
+                V1.TasksService.complete,
+                V1.CompleteTaskRequest(taskId: task.id, leaseId: task.leaseId, result: "done \(task.id)"),
+                timeout: .seconds(5))
+            completed.withLockedValue { $0[done.id] = done.resultMessageId }
         }
-        await process.kill()
-        load.cancel()
-        await load.value
+        try await Self.kill(process, under: [spawners, workers]) { completed.withLockedValue { $0.count } >= 1_000 }
         let (acknowledgedSpawns, acknowledgedCompletions) = (spawned.withLockedValue { $0 }, completed.withLockedValue { $0 })
         #expect(!acknowledgedSpawns.isEmpty)
         #expect(!acknowledgedCompletions.isEmpty)
-
-        let pool = try DatabasePool(path: "\(dataDir)/threads.sqlite")
-        let integrity = try await pool.read { db in try String.fetchOne(db, sql: "PRAGMA integrity_check") }
-        #expect(integrity == "ok")
-        try pool.close()
+        #expect(try await Self.integrity(dataDir) == "ok")
 
         let restarted = try await ServiceProcess(
             "threads", dataDir: dataDir, extraArguments: ["--registry", "127.0.0.1:\(registry.port)"])
