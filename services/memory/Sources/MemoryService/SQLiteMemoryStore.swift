@@ -28,11 +28,14 @@ public final class SQLiteMemoryStore: MemoryStore {
         let row = Self.prepare(memory)
         let item = row.item
         let key = memory.idempotencyKey
-        let fingerprint = Self.fingerprint(memory, tags: item.tags)
-        let legacyFingerprint = Self.fingerprint(memory, tags: item.tags, withUser: false)
+        // Only a keyed write can be a retry, so only it pays for hashing its content: once for the
+        // fingerprint it stores, once for the one keys stored before the user was part of it.
+        let fingerprints =
+            key.isEmpty
+            ? [] : [Self.fingerprint(memory, tags: item.tags), Self.fingerprint(memory, tags: item.tags, withUser: false)]
         return try await database.write { db in
             if !key.isEmpty {
-                if let replay = try Self.replay(db, memory, key: key, [fingerprint, legacyFingerprint]) {
+                if let replay = try Self.replay(db, memory, key: key, fingerprints) {
                     return (replay, true)
                 }
             }
@@ -46,7 +49,7 @@ public final class SQLiteMemoryStore: MemoryStore {
                         """
                 ).execute(arguments: [
                     memory.scope.org, memory.scope.project, memory.scope.env, memory.authorAgentId, key, item.id,
-                    Int64(bitPattern: fingerprint), memory.nowMs,
+                    Int64(bitPattern: fingerprints[0]), memory.nowMs,
                 ])
             }
             return (item, false)
