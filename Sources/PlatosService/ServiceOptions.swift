@@ -33,11 +33,11 @@ public enum ServiceKind: String, CaseIterable, Sendable {
         }
     }
 
-    /// Whole-number limits this service takes, by option key (`--max-live-calls-per-agent`,
-    /// `PLATOS_GATEWAY_MAX_LIVE_CALLS_PER_AGENT`), with their defaults.
-    public var limits: [(key: String, default: Int)] {
+    /// Whole-number limits this service takes (`--max-live-calls-per-agent`,
+    /// `PLATOS_GATEWAY_MAX_LIVE_CALLS_PER_AGENT`).
+    public var limits: [LimitOption] {
         switch self {
-        case .gateway: return [("max-live-calls-per-agent", 256), ("rate-limit-per-second", 1000), ("rate-limit-burst", 2000)]
+        case .gateway: return [.maxLiveCallsPerAgent, .rateLimitPerSecond, .rateLimitBurst]
         case .registry, .memory, .threads: return []
         }
     }
@@ -83,12 +83,12 @@ public struct ServiceOptions: Sendable {
         port = kind.defaultPort
         adminPort = kind.defaultAdminPort
         peers = Dictionary(uniqueKeysWithValues: kind.peers.map { ($0.key, $0.default) })
-        limits = Dictionary(uniqueKeysWithValues: kind.limits.map { ($0.key, $0.default) })
+        limits = Dictionary(uniqueKeysWithValues: kind.limits.map { ($0.key, $0.defaultValue) })
     }
 
-    /// The value of limit `key` (one of ``ServiceKind/limits``).
-    public func limit(_ key: String) -> Int {
-        guard let value = limits[key] else { preconditionFailure("platos-\(name) has no limit '\(key)'") }
+    /// The value of `option` (one of ``ServiceKind/limits``).
+    public func limit(_ option: LimitOption) -> Int {
+        guard let value = limits[option.key] else { preconditionFailure("platos-\(name) has no limit '\(option.key)'") }
         return value
     }
 

@@ -129,10 +129,10 @@ import Testing
         let gateway = try ServiceOptions.parse(
             .gateway, arguments: ["--rate-limit-burst", "60"],
             environment: ["PLATOS_CONFIG": path, "PLATOS_GATEWAY_RATE_LIMIT_PER_SECOND": "30"])
-        #expect(gateway.limit("max-live-calls-per-agent") == 1024)
-        #expect(gateway.limit("rate-limit-per-second") == 30)
-        #expect(gateway.limit("rate-limit-burst") == 60)
-        #expect(try ServiceOptions.parse(.gateway, arguments: [], environment: [:]).limit("max-live-calls-per-agent") == 256)
+        #expect(gateway.limit(.maxLiveCallsPerAgent) == 1024)
+        #expect(gateway.limit(.rateLimitPerSecond) == 30)
+        #expect(gateway.limit(.rateLimitBurst) == 60)
+        #expect(try ServiceOptions.parse(.gateway, arguments: [], environment: [:]).limit(.maxLiveCallsPerAgent) == 256)
         let zero = Self.error { _ = try ServiceOptions.parse(.gateway, arguments: ["--max-live-calls-per-agent", "0"], environment: [:]) }
         #expect(zero == "--max-live-calls-per-agent must be a whole number above 0, got '0'")
         let elsewhere = Self.error { _ = try ServiceOptions.parse(.memory, arguments: ["--rate-limit-burst", "5"], environment: [:]) }

@@ -23,9 +23,9 @@ do {
     configuration.registry = options.peer("registry")
     configuration.memory = options.peer("memory")
     configuration.threads = options.peer("threads")
-    configuration.maxLiveCallsPerAgent = options.limit("max-live-calls-per-agent")
-    configuration.rateLimitPerSecond = Double(options.limit("rate-limit-per-second"))
-    configuration.rateLimitBurst = Double(options.limit("rate-limit-burst"))
+    configuration.maxLiveCallsPerAgent = options.limit(.maxLiveCallsPerAgent)
+    configuration.rateLimitPerSecond = Double(options.limit(.rateLimitPerSecond))
+    configuration.rateLimitBurst = Double(options.limit(.rateLimitBurst))
     let gateway = Gateway(configuration: configuration, signer: try PrincipalSigner(secret: try options.loadSecret()), logger: logger)
     let watcher = Task { await gateway.watchMemberships() }
     try await ServiceRunner.run(

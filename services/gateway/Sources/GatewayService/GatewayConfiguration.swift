@@ -1,4 +1,5 @@
 import PlatosRPC
+import PlatosService
 
 /// Where the backends are and how the gateway treats callers.
 public struct GatewayConfiguration: Sendable {
@@ -9,12 +10,12 @@ public struct GatewayConfiguration: Sendable {
     /// `registry.watch` feed is connected. Without the feed nothing is reused (fail closed).
     public var principalCacheTTL: Duration = .seconds(30)
     /// Per-token rate limit: sustained calls per second, and the burst allowed above it.
-    public var rateLimitPerSecond: Double = 1000
-    public var rateLimitBurst: Double = 2000
+    public var rateLimitPerSecond = Double(LimitOption.rateLimitPerSecond.defaultValue)
+    public var rateLimitBurst = Double(LimitOption.rateLimitBurst.defaultValue)
     /// Streams and long polls one agent may hold open at once (``LiveCalls``). Each holds a call
     /// on a shared gateway-to-backend connection, whose calls in flight are bounded: without a
     /// cap one agent opening thousands of watches would starve every other tenant's calls.
-    public var maxLiveCallsPerAgent = 256
+    public var maxLiveCallsPerAgent = LimitOption.maxLiveCallsPerAgent.defaultValue
     /// Deadline given to a call that names none, so nothing waits forever on a backend.
     public var defaultTimeout: Duration = .seconds(30)
 
