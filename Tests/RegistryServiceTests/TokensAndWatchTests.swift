@@ -1,6 +1,7 @@
 import PlatosAuth
 import PlatosProto
 import PlatosRPC
+@testable import RegistryService
 import Testing
 
 @Suite struct TokensTests {
@@ -191,6 +192,74 @@ import Testing
         }
         #expect(events.map(\.version) == Array(caughtUp.version + 1...caughtUp.version + UInt64(count)))
         #expect(Set(events.map(\.revokedTokenId)) == Set(tokens))
+    }
+
+    /// The gateway resolves a token again the moment it hears of its revocation. The watch sends
+    /// an event as soon as it is committed (a watcher woken by another writer reads it from the
+    /// table), which can be before the revoking writer's own task runs again: the resolve must
+    /// not be answered from what the registry cached before the commit.
+    @Test func aTokenResolvedAsSoonAsItsRevocationIsWatchedIsRejected() async throws {
+        let f = try RegistryFixture()
+        let agent = try await f.createAgent("a")
+        let admin = f.admin()
+        let count = 200
+        var secrets: [String: String] = [:]
+        for _ in 0..<count {
+            let issued = try await admin.call(V1.TokensService.issue, V1.IssueTokenRequest(role: .agent, agentId: agent.id))
+            secrets[issued.token!.id] = issued.secret
+            // Cached in the registry from here on.
+            _ = try await f.gateway.call(V1.AuthService.resolve, V1.ResolveTokenRequest(secret: issued.secret))
+        }
+        var iterator = f.gateway.stream(V1.RegistryService.watch, V1.WatchRegistryRequest()).makeAsyncIterator()
+        _ = try #require(try await iterator.next())  // caught up
+
+        let ids = Array(secrets.keys)
+        let revocations = Task {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for id in ids {
+                    group.addTask { _ = try await admin.call(V1.TokensService.revoke, V1.RevokeTokenRequest(tokenId: id)) }
+                }
+                try await group.waitForAll()
+            }
+        }
+        var stillAccepted: [String] = []
+        var seen = 0
+        while seen < count, let event = try await iterator.next() {
+            guard let secret = secrets[event.revokedTokenId] else { continue }
+            seen += 1
+            do {
+                _ = try await f.gateway.call(V1.AuthService.resolve, V1.ResolveTokenRequest(secret: secret))
+                stillAccepted.append(event.revokedTokenId)
+            } catch let error as RPCError {
+                #expect(error.code == .unauthenticated)
+            }
+        }
+        try await revocations.value
+        #expect(seen == count)
+        #expect(stillAccepted.isEmpty, "resolved after their revocation was watched: \(stillAccepted.count) of \(count)")
+    }
+
+    /// The window behind the test above, held open: the revocation is committed (a watcher can
+    /// already read its event from the table) and its writer's task has not run again yet. A
+    /// resolve then reads the database, not what the registry cached before the commit.
+    @Test func aResolveWhileARevocationIsInFlightReadsTheDatabase() async throws {
+        let f = try RegistryFixture()
+        let agent = try await f.createAgent("a")
+        let issued = try await f.admin().call(V1.TokensService.issue, V1.IssueTokenRequest(role: .agent, agentId: agent.id))
+        let resolve = V1.ResolveTokenRequest(secret: issued.secret)
+        _ = try await f.gateway.call(V1.AuthService.resolve, resolve)  // cached from here on
+        let store = try #require(f.handlers.store as? SQLiteRegistryStore)
+
+        store.resolveCache.beginChange()  // what revokeToken does before its write
+        try await store.database.write { db in
+            try db.execute(sql: "UPDATE token SET revoked_at = 1 WHERE id = ?", arguments: [issued.token!.id])
+        }
+        let inTheWindow = await rpcError { _ = try await f.gateway.call(V1.AuthService.resolve, resolve) }
+        store.resolveCache.endChange()
+        let after = await rpcError { _ = try await f.gateway.call(V1.AuthService.resolve, resolve) }
+
+        #expect(inTheWindow?.code == .unauthenticated)
+        #expect(after?.code == .unauthenticated)
     }
 
     /// A watcher ahead of the registry's history (restored from a backup) is told so, with the

@@ -108,7 +108,7 @@ struct MembershipWatcher: Sendable {
                     .stream(V1.RegistryService.watch, V1.WatchRegistryRequest(afterVersion: after))
                 for try await event in stream {
                     if event.agentId.isEmpty, event.revokedTokenId.isEmpty {
-                        cache.setFeedLive(true)
+                        cache.feedCaughtUp(at: event.version)
                         attempt = 0
                     } else {
                         cache.apply(event)
@@ -129,7 +129,7 @@ struct MembershipWatcher: Sendable {
                         "registry.watch lost; caching of tokens is off until it is back", metadata: ["error": "\(error)"])
                 }
             }
-            cache.setFeedLive(false)
+            cache.feedLost()
             liveCalls.endAll()
             attempt += 1
             try? await Task.sleep(for: .milliseconds(min(2000, 50 * (1 << min(attempt, 6)))))

@@ -9,6 +9,11 @@ import PlatosProto
 /// change or revocation since the entry was stored would have dropped it), and the entry is
 /// younger than the TTL. When the feed is down, nothing is reused: every call asks the registry,
 /// and if the registry cannot answer the call fails with `UNAVAILABLE` — never stale access.
+///
+/// Nor is an answer stored that the registry computed before a change this cache has already
+/// heard of (its `membershipVersion` is older than the newest event): the change dropped the
+/// entries it touched, and an answer from before it would bring one back, with nothing left to
+/// drop it again.
 final class PrincipalCache: Sendable {
     struct Entry: Sendable {
         let principal: V1.Principal
@@ -22,6 +27,9 @@ final class PrincipalCache: Sendable {
         var feedLive = false
         /// Moves on every invalidation, so a resolution that raced one is not stored.
         var generation: UInt64 = 0
+        /// The newest membership version heard from `registry.watch` (events and catch-up
+        /// markers): a resolution made at an older one is not stored.
+        var knownVersion: UInt64 = 0
     }
 
     private let ttl: Duration
@@ -75,7 +83,9 @@ final class PrincipalCache: Sendable {
 
     func store(_ entry: Entry, for key: Key, readAt generation: UInt64) {
         state.withLockedValue { state in
-            guard state.feedLive, state.generation == generation else { return }
+            guard state.feedLive, state.generation == generation,
+                entry.principal.membershipVersion >= state.knownVersion
+            else { return }
             if state.entries.count > 100_000 { state.entries.removeAll(keepingCapacity: true) }
             state.entries[key] = entry
         }
@@ -85,6 +95,7 @@ final class PrincipalCache: Sendable {
     func apply(_ event: V1.MembershipEvent) {
         state.withLockedValue { state in
             guard !event.agentId.isEmpty || !event.revokedTokenId.isEmpty else { return }
+            state.knownVersion = max(state.knownVersion, event.version)
             state.generation &+= 1
             state.entries = state.entries.filter { _, entry in
                 entry.principal.agentId != event.agentId && entry.tokenId != event.revokedTokenId
@@ -101,12 +112,22 @@ final class PrincipalCache: Sendable {
         }
     }
 
-    /// The feed connected and caught up (`true`) or was lost (`false`: everything is dropped).
-    func setFeedLive(_ live: Bool) {
+    /// The feed caught up at `version` (a registry restored from a backup may be back at an older
+    /// one): entries may be reused from here on.
+    func feedCaughtUp(at version: UInt64) {
         state.withLockedValue { state in
-            state.feedLive = live
+            state.knownVersion = version
+            state.feedLive = true
             state.generation &+= 1
-            if !live { state.entries.removeAll() }
+        }
+    }
+
+    /// The feed was lost: everything is dropped, and nothing is reused until it catches up again.
+    func feedLost() {
+        state.withLockedValue { state in
+            state.feedLive = false
+            state.generation &+= 1
+            state.entries.removeAll()
         }
     }
 }

@@ -3,9 +3,16 @@ import NIOConcurrencyHelpers
 import PlatosProto
 
 /// What `auth.resolve` read for a token, kept so the gateway's hottest call does not touch
-/// SQLite. Every write that can change an answer (membership, revocation, agent deletion)
-/// clears it after its commit; a read that overlapped such a write does not store what it read
-/// (the generation moved on), so the cache never outlives the database's truth.
+/// SQLite. Every write that can change an answer (membership, revocation, agent deletion) runs
+/// between ``beginChange()`` and ``endChange()``: in between, the cache answers nothing, and at
+/// the end it is cleared. A read that overlapped such a write does not store what it read (the
+/// generation moved on), so the cache never outlives the database's truth.
+///
+/// Clearing only after the commit would leave a window: `registry.watch` reads events from the
+/// table, so a watcher woken by some other write sends this write's event as soon as it is
+/// committed, and the gateway, dropping its own cache on that event, resolves again at once. Were
+/// that answered from an entry read before the commit, the gateway would cache the revoked token
+/// or the old cluster under its new generation, and hear of the change never again.
 final class ResolveCache: Sendable {
     struct Entry: Sendable {
         let secretHash: Data
@@ -18,6 +25,8 @@ final class ResolveCache: Sendable {
     private struct State {
         var generation: UInt64 = 0
         var entries: [String: Entry] = [:]
+        /// Writes between ``beginChange()`` and ``endChange()``.
+        var changesInFlight = 0
     }
 
     /// Bounded so a flood of distinct tokens cannot grow memory without limit.
@@ -25,20 +34,34 @@ final class ResolveCache: Sendable {
 
     private let state = NIOLockedValueBox(State())
 
-    func entry(_ tokenId: String) -> Entry? { state.withLockedValue { $0.entries[tokenId] } }
+    func entry(_ tokenId: String) -> Entry? {
+        state.withLockedValue { $0.changesInFlight > 0 ? nil : $0.entries[tokenId] }
+    }
 
     var generation: UInt64 { state.withLockedValue { $0.generation } }
 
     func store(_ entry: Entry, for tokenId: String, readAt generation: UInt64) {
         state.withLockedValue { state in
-            guard state.generation == generation else { return }
+            guard state.generation == generation, state.changesInFlight == 0 else { return }
             if state.entries.count >= Self.capacity { state.entries.removeAll(keepingCapacity: true) }
             state.entries[tokenId] = entry
         }
     }
 
-    func invalidateAll() {
+    /// Before a write that may change answers: until the matching ``endChange()`` every lookup
+    /// misses and nothing read is kept.
+    func beginChange() {
         state.withLockedValue { state in
+            state.changesInFlight += 1
+            state.generation &+= 1
+        }
+    }
+
+    /// After that write has committed or failed: drops every entry, and whatever a read that
+    /// overlapped the write would store.
+    func endChange() {
+        state.withLockedValue { state in
+            state.changesInFlight -= 1
             state.generation &+= 1
             state.entries.removeAll(keepingCapacity: true)
         }

@@ -29,7 +29,7 @@ extension SQLiteRegistryStore {
     }
 
     func revokeToken(_ id: String, scope: V1.Scope) async throws -> V1.TokenInfo {
-        let (info, event) = try await database.write { db -> (V1.TokenInfo, V1.MembershipEvent?) in
+        let (info, event) = try await writeChangingResolutions { db -> (V1.TokenInfo, V1.MembershipEvent?) in
             guard
                 let row = try Row.fetchOne(
                     db, sql: "SELECT * FROM token WHERE id = ? AND org = ? AND project = ? AND env = ?",

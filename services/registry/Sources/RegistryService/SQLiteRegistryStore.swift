@@ -16,11 +16,18 @@ final class SQLiteRegistryStore: RegistryStore {
         self.feed = feed
     }
 
-    /// After a commit that changed memberships or tokens: drop cached resolutions, then tell the
-    /// watchers. In that order, so a gateway that reacts to the event resolves afresh.
+    /// A write that can change what `auth.resolve` answers (memberships, revocations, deleted
+    /// agents). The resolve cache answers nothing from before it starts until it has committed
+    /// (see ``ResolveCache``), so a gateway that hears of the change resolves afresh.
+    func writeChangingResolutions<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        resolveCache.beginChange()
+        defer { resolveCache.endChange() }
+        return try await database.write(body)
+    }
+
+    /// After such a write: wakes the watchers, which send its events from the table.
     func committed(_ events: [V1.MembershipEvent]) {
         guard !events.isEmpty else { return }
-        resolveCache.invalidateAll()
         feed.publish(events)
     }
 
@@ -122,7 +129,7 @@ final class SQLiteRegistryStore: RegistryStore {
     }
 
     func deleteAgent(_ id: String, scope: V1.Scope) async throws {
-        let events = try await database.write { db -> [V1.MembershipEvent] in
+        let events = try await writeChangingResolutions { db -> [V1.MembershipEvent] in
             let agent = try Self.agent(db, id, scope)
             var events: [V1.MembershipEvent] = []
             if !agent.clusterId.isEmpty {
@@ -146,7 +153,7 @@ final class SQLiteRegistryStore: RegistryStore {
     // MARK: Clusters
 
     func createCluster(_ request: V1.CreateClusterRequest, scope: V1.Scope) async throws -> V1.Cluster {
-        let (cluster, events) = try await database.write { db -> (V1.Cluster, [V1.MembershipEvent]) in
+        let (cluster, events) = try await writeChangingResolutions { db -> (V1.Cluster, [V1.MembershipEvent]) in
             if let replay = try Self.idempotentResult(db, scope, "clusters.create", request.idempotencyKey) {
                 return (try Self.cluster(db, replay, scope), [])
             }
@@ -267,7 +274,7 @@ final class SQLiteRegistryStore: RegistryStore {
     }
 
     func deleteCluster(_ id: String, scope: V1.Scope) async throws -> UInt64 {
-        let events = try await database.write { db -> [V1.MembershipEvent] in
+        let events = try await writeChangingResolutions { db -> [V1.MembershipEvent] in
             let cluster = try Self.cluster(db, id, scope)
             var events: [V1.MembershipEvent] = []
             for agentId in cluster.agentIds {
@@ -284,7 +291,7 @@ final class SQLiteRegistryStore: RegistryStore {
     func setMembership(
         agentId: String, clusterId: String?, scope: V1.Scope, requireCurrent: String?, requireNone: Bool
     ) async throws -> (V1.Cluster?, UInt64) {
-        let (cluster, event) = try await database.write { db -> (V1.Cluster?, V1.MembershipEvent?) in
+        let (cluster, event) = try await writeChangingResolutions { db -> (V1.Cluster?, V1.MembershipEvent?) in
             let agent = try Self.agent(db, agentId, scope)
             let target = try clusterId.map { try Self.cluster(db, $0, scope) }
             if let requireCurrent {
