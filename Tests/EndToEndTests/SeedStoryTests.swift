@@ -116,6 +116,10 @@ import Testing
         #expect(result.content.contains("3 flights"))
         #expect(result.authorAgentId == bgo.id)
         #expect(result.userId == user)
+        // The task is done: naming it no longer makes bgo act for U.
+        #expect(await Self.code {
+            _ = try await asTask.call(V1.MemoryService.recall, V1.RecallRequest(query: "window", limit: 5))
+        } == .failedPrecondition)
 
         // Isolation: other cannot spawn to wally-bgo, nor read the Wally thread.
         #expect(await Self.code {
@@ -196,12 +200,48 @@ import Testing
         #expect(await stack.stop() == [0, 0, 0, 0])
     }
 
+    /// No event announces a token's expiry: a stream opened with a token that expires ends when
+    /// it does (UNAUTHENTICATED), instead of outliving its credential.
+    @Test func aStreamEndsWhenItsTokenExpires() async throws {
+        let stack = try await Self.startStack()
+        let port = stack.gateway.port
+        let admin = Self.client(port, token: stack.adminSecret)
+        let chat = try await admin.call(V1.AgentsService.create, V1.CreateAgentRequest(slug: "wally-chat", name: "Wally Chat"))
+        let issued = try await admin.call(V1.TokensService.issue, V1.IssueTokenRequest(role: .agent, agentId: chat.id, ttlSeconds: 2))
+        let chatU = Self.client(port, token: issued.secret, user: "user-U")
+        let thread = try await chatU.call(V1.ThreadsService.create, V1.CreateThreadRequest(title: "Trip"))
+        _ = try await chatU.call(V1.MessagesService.post, V1.PostMessageRequest(threadId: thread.id, role: .agent, content: "before"))
+
+        do {
+            let opened = ContinuousClock.now
+            var watch = chatU.stream(V1.ThreadsService.watch, V1.WatchThreadRequest(threadId: thread.id), timeout: .seconds(30))
+                .makeAsyncIterator()
+            #expect(try await watch.next()?.content == "before")
+            var end: RPCError.Code?
+            do {
+                while try await watch.next() != nil {}
+            } catch let error as RPCError {
+                end = error.code
+            }
+            #expect(end == .unauthenticated)
+            // Ended by the expiry (at most 2 s after opening), not by the 30 s deadline.
+            #expect(ContinuousClock.now - opened < .seconds(20))
+            #expect(await Self.code { _ = try await chatU.call(V1.ThreadsService.get, V1.GetThreadRequest(threadId: thread.id)) } == .unauthenticated)
+        }
+        #expect(await stack.stop() == [0, 0, 0, 0])
+    }
+
     @Test func unauthenticatedAndBackendPortsGetNothing() async throws {
         let stack = try await Self.startStack()
         let anonymous = RPCClient(transport: RPCConnectionPool(host: "127.0.0.1", port: stack.gateway.port))
         #expect(await Self.code { _ = try await anonymous.call(V1.AgentsService.list, V1.ListAgentsRequest()) } == .unauthenticated)
         let forged = Self.client(stack.gateway.port, token: "pt_tok_00_00")
         #expect(await Self.code { _ = try await forged.call(V1.AgentsService.list, V1.ListAgentsRequest()) } == .unauthenticated)
+        // A bad credential, not an outage: UNAVAILABLE would have the caller retry it.
+        for secret in ["", "  \t ", String(repeating: "x", count: 5000)] {
+            let blank = Self.client(stack.gateway.port, token: secret)
+            #expect(await Self.code { _ = try await blank.call(V1.AgentsService.list, V1.ListAgentsRequest()) } == .unauthenticated)
+        }
         // Every public method straight at its backend port, unsigned: UNAUTHENTICATED.
         for method in V1.allMethods where method.access != .public {
             let port: Int

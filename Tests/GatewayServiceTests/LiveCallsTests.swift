@@ -1,3 +1,4 @@
+import Foundation
 import PlatosProto
 import PlatosRPC
 import Testing
@@ -7,11 +8,15 @@ import Testing
 /// Long-lived calls end when a change touches their caller, and only then.
 struct LiveCallsTests {
     /// Starts a call that waits until cancelled and returns how it ended.
-    static func start(_ calls: LiveCalls, agent: String, token: String) async -> Task<RPCError.Code?, Never> {
+    static func start(
+        _ calls: LiveCalls, agent: String, token: String, tokenExpiresAtUnixMs: Int64 = 0
+    ) async -> Task<RPCError.Code?, Never> {
         let before = calls.count
         let task = Task { () -> RPCError.Code? in
             do {
-                try await calls.run(agentId: agent, tokenId: token) { try await Task.sleep(for: .seconds(60)) }
+                try await calls.run(agentId: agent, tokenId: token, tokenExpiresAtUnixMs: tokenExpiresAtUnixMs) {
+                    try await Task.sleep(for: .seconds(60))
+                }
                 return nil
             } catch let error as RPCError {
                 return error.code
@@ -40,6 +45,43 @@ struct LiveCallsTests {
         c.cancel()
         #expect(await c.value == .cancelled)
         #expect(calls.count == 0)
+    }
+
+    /// No event announces an expiry: the call of a token that expires ends by itself, with
+    /// UNAUTHENTICATED, and the calls of other tokens go on.
+    @Test func aCallEndsWhenItsTokenExpires() async throws {
+        let calls = LiveCalls()
+        let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
+        let expiring = await Self.start(calls, agent: "agt_a", token: "tok_a", tokenExpiresAtUnixMs: nowMs + 300)
+        let lasting = await Self.start(calls, agent: "agt_a", token: "tok_b")
+        let expiredAlready = await Self.start(calls, agent: "agt_b", token: "tok_c", tokenExpiresAtUnixMs: nowMs - 1)
+        #expect(await expiredAlready.value == .unauthenticated)
+        #expect(await expiring.value == .unauthenticated)
+        #expect(calls.count == 1)
+        lasting.cancel()
+        #expect(await lasting.value == .cancelled)
+    }
+
+    /// A body that stops quietly when cancelled (as a forwarded stream does) still reports why
+    /// its call was ended, so the caller knows to reopen it.
+    @Test func anEndedCallWhoseBodyReturnsNormallyStillFailsWithTheReason() async throws {
+        let calls = LiveCalls()
+        let call = Task { () -> RPCError.Code? in
+            do {
+                try await calls.run(agentId: "agt_a", tokenId: "tok_a") {
+                    try? await Task.sleep(for: .seconds(60))  // cancellation ends it without an error
+                }
+                return nil
+            } catch let error as RPCError {
+                return error.code
+            } catch {
+                return .cancelled
+            }
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while calls.count == 0, ContinuousClock.now < deadline { await Task.yield() }
+        calls.end(touchedBy: V1.MembershipEvent(version: 1, agentId: "agt_a"))
+        #expect(await call.value == .unavailable)
     }
 
     @Test func losingTheFeedEndsEveryCall() async throws {

@@ -4,21 +4,34 @@ import PlatosAuth
 import PlatosProto
 import PlatosRPC
 
+/// Who is calling, as the gateway established it.
+struct AuthenticatedCaller: Sendable {
+    /// What the backends will see.
+    var principal: V1.Principal
+    /// The token presented, for rate limiting and for ending its live calls when it is revoked.
+    var tokenId: String
+    /// When that token expires (Unix ms), 0 for never.
+    var tokenExpiresAtUnixMs: Int64
+}
+
 /// Turns a call's metadata into the principal the backends will see: the token's identity, the
 /// agent's current cluster, and the end user it acts for.
 struct CallerAuthenticator: Sendable {
     let backends: Backends
     let cache: PrincipalCache
 
-    /// The caller's principal, or `UNAUTHENTICATED` / `PERMISSION_DENIED` / `UNAVAILABLE`.
-    func principal(_ context: ServerContext) async throws -> (V1.Principal, tokenId: String) {
+    /// The caller, or `UNAUTHENTICATED` / `PERMISSION_DENIED` / `UNAVAILABLE`.
+    func caller(_ context: ServerContext) async throws -> AuthenticatedCaller {
         guard let header = context.metadata[MetadataKey.authorization], header.hasPrefix("Bearer ") else {
             throw RPCError(.unauthenticated, "missing 'authorization: Bearer <token>' metadata")
         }
-        let resolved = try await resolve(Self.bearerSecret(header))
+        let secret = Self.bearerSecret(header)
+        guard !secret.isEmpty else { throw RPCError(.unauthenticated, "the bearer token is empty") }
+        let resolved = try await resolve(secret)
         var principal = resolved.principal
-        principal.userId = try await userId(for: principal, context)
-        return (principal, resolved.tokenId)
+        try await actFor(&principal, context)
+        return AuthenticatedCaller(
+            principal: principal, tokenId: resolved.tokenId, tokenExpiresAtUnixMs: resolved.expiresAtUnixMs)
     }
 
     /// What follows `Bearer `, without the spaces and tabs around it. Tokens are ASCII: those are
@@ -47,6 +60,9 @@ struct CallerAuthenticator: Sendable {
                 .call(V1.AuthService.resolve, V1.ResolveTokenRequest(secret: secret), timeout: .seconds(5))
         } catch let error as RPCError where error.code == .unauthenticated {
             throw error
+        } catch let error as RPCError where error.code == .invalidArgument {
+            // A secret the registry cannot even parse is a bad credential, not an outage.
+            throw RPCError(.unauthenticated, "invalid, expired or revoked token")
         } catch let error as RPCError {
             // Fail closed: without the registry nobody is let in on a stale answer.
             throw RPCError(.unavailable, "cannot authenticate: the registry is unavailable (\(error.message))")
@@ -64,29 +80,49 @@ struct CallerAuthenticator: Sendable {
     /// also travels inside the stamp, so a long one would cost twice in the backend's metadata.
     static let maxHeaderIdBytes = 256
 
-    private func userId(for principal: V1.Principal, _ context: ServerContext) async throws -> String {
+    /// Sets the principal's end user (and task) from the token and the call's metadata.
+    private func actFor(_ principal: inout V1.Principal, _ context: ServerContext) async throws {
         let header = context.metadata[MetadataKey.user] ?? ""
-        for (key, value) in [(MetadataKey.user, header), (MetadataKey.task, context.metadata[MetadataKey.task] ?? "")]
+        let taskId = context.metadata[MetadataKey.task] ?? ""
+        for (key, value) in [(MetadataKey.user, header), (MetadataKey.task, taskId)]
         where value.utf8.count > Self.maxHeaderIdBytes {
             throw RPCError(
                 .invalidArgument, "\(key) is \(value.utf8.count) bytes; the limit is \(Self.maxHeaderIdBytes)")
         }
-        if !principal.userId.isEmpty {
-            guard header.isEmpty || header == principal.userId else {
-                throw RPCError(.permissionDenied, "this token acts only for its bound user; x-platos-user names another")
-            }
-            return principal.userId
+        let bound = principal.userId
+        if !bound.isEmpty, !header.isEmpty, header != bound {
+            throw RPCError(.permissionDenied, "this token acts only for its bound user; x-platos-user names another")
         }
-        guard let taskId = context.metadata[MetadataKey.task], !taskId.isEmpty else { return header }
+        guard !taskId.isEmpty else {
+            if bound.isEmpty { principal.userId = header }
+            return
+        }
+        let task = try await workedTask(taskId, by: principal)
+        guard header.isEmpty || header == task.userId else {
+            throw RPCError(.permissionDenied, "x-platos-user differs from the user of the task named in x-platos-task")
+        }
+        guard bound.isEmpty || bound == task.userId else {
+            throw RPCError(.permissionDenied, "this token acts only for its bound user; x-platos-task names another user's task")
+        }
+        principal.userId = task.userId
+        principal.taskId = task.id
+    }
+
+    /// The task named in `x-platos-task`: given to this agent and running. A worker acts for the
+    /// task's user while it works on the task (DESIGN §5.3), not once the task is over.
+    private func workedTask(_ taskId: String, by principal: V1.Principal) async throws -> V1.Task {
         let task = try await backends.client(.threads, as: principal)
             .call(V1.TasksService.get, V1.GetTaskRequest(taskId: taskId), timeout: .seconds(5))
         guard task.targetAgentId == principal.agentId else {
             throw RPCError(.permissionDenied, "x-platos-task names a task that was not given to this agent")
         }
-        guard header.isEmpty || header == task.userId else {
-            throw RPCError(.permissionDenied, "x-platos-user differs from the user of the task named in x-platos-task")
+        guard task.state == .running else {
+            throw RPCError(
+                .failedPrecondition,
+                "x-platos-task names task \(task.id), which is \(task.state); a worker acts for the task's user "
+                    + "only while the task runs (claim it first, or drop the header once it is done)")
         }
-        return task.userId
+        return task
     }
 }
 

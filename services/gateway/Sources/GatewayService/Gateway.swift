@@ -66,12 +66,11 @@ public final class Gateway: Sendable {
         try await admitCaller(method, context).principal
     }
 
-    /// ``admit(_:_:)``, and the id of the token that was presented.
-    func admitCaller(_ method: RPCMethodDescriptor, _ context: ServerContext) async throws
-        -> (principal: V1.Principal, tokenId: String)
-    {
-        let (principal, tokenId) = try await authenticator.principal(context)
-        if let wait = limiter.admit(tokenId) {
+    /// ``admit(_:_:)``, with the token that was presented.
+    func admitCaller(_ method: RPCMethodDescriptor, _ context: ServerContext) async throws -> AuthenticatedCaller {
+        let caller = try await authenticator.caller(context)
+        let principal = caller.principal
+        if let wait = limiter.admit(caller.tokenId) {
             throw RPCError(
                 .resourceExhausted, "rate limit exceeded for this token; retry in \(wait) ms",
                 details: [MetadataKey.retryAfterMs: String(wait)])
@@ -79,23 +78,27 @@ public final class Gateway: Sendable {
         if method.access == .admin, principal.role != .admin {
             throw RPCError(.permissionDenied, "\(method.name) needs an admin token for this project scope")
         }
-        return (principal, tokenId)
+        return caller
     }
 
     /// Admits a long-lived call and runs `body` (given the principal to stamp) among the
-    /// ``LiveCalls``, so that a membership or token change ends it. The call is registered before
-    /// `body` starts; a change between the admission and the registration moves the cache's
-    /// generation, and the caller's identity is then resolved again before `body` goes on.
+    /// ``LiveCalls``, so that a membership or token change, or the token's expiry, ends it. The
+    /// call is registered before `body` starts; a change between the admission and the
+    /// registration moves the cache's generation, and the caller's identity is then resolved
+    /// again before `body` goes on.
     func runLive<T: Sendable>(
         _ method: RPCMethodDescriptor, _ context: ServerContext,
         _ body: @escaping @Sendable (V1.Principal) async throws -> T
     ) async throws -> T {
         let generation = cache.generation
-        let (principal, tokenId) = try await admitCaller(method, context)
-        return try await liveCalls.run(agentId: principal.agentId, tokenId: tokenId) { [self] in
+        let caller = try await admitCaller(method, context)
+        let principal = caller.principal
+        return try await liveCalls.run(
+            agentId: principal.agentId, tokenId: caller.tokenId, tokenExpiresAtUnixMs: caller.tokenExpiresAtUnixMs
+        ) { [self] in
             if cache.generation != generation {
                 // Authentication only: the call was already admitted and rate-limited once.
-                let (current, _) = try await authenticator.principal(context)
+                let current = try await authenticator.caller(context).principal
                 guard Self.sameIdentity(current, principal) else {
                     throw RPCError(.unavailable, "the caller's cluster membership or token changed; reopen the call")
                 }
@@ -169,7 +172,7 @@ public final class Gateway: Sendable {
             throw RPCError(.invalidArgument, "target_agent is required (a sibling's slug or id)")
         }
         let registry = backends.client(.registry, as: principal)
-        let target = try await resolveAgent(request.targetAgent, registry: registry)
+        let target = try await resolveAgent(request.targetAgent, registry: registry, deadline: deadline(context))
         guard let target, target.clusterId == principal.clusterId, target.id != principal.agentId else {
             throw RPCError(.permissionDenied, "tasks.spawn can target only another member of the caller's cluster")
         }
@@ -179,17 +182,23 @@ public final class Gateway: Sendable {
             .call(V1.TasksService.spawn, forwarded, metadata: context.metadata, timeout: deadline(context) - .now)
     }
 
-    private func resolveAgent(_ slugOrId: String, registry: RPCClient) async throws -> V1.Agent? {
+    /// The agent a spawn names, among those the caller reaches (the registry lists an agent's
+    /// own cluster only), or nil.
+    private func resolveAgent(
+        _ slugOrId: String, registry: RPCClient, deadline: ContinuousClock.Instant
+    ) async throws -> V1.Agent? {
         if slugOrId.hasPrefix("agt_") {
             do {
-                return try await registry.call(V1.AgentsService.get, V1.GetAgentRequest(agentId: slugOrId))
+                return try await registry.call(
+                    V1.AgentsService.get, V1.GetAgentRequest(agentId: slugOrId), timeout: deadline - .now)
             } catch let error as RPCError where error.code == .notFound {
                 return nil
             }
         }
         var page = V1.PageRequest(pageSize: 500)
         repeat {
-            let response = try await registry.call(V1.AgentsService.list, V1.ListAgentsRequest(page: page))
+            let response = try await registry.call(
+                V1.AgentsService.list, V1.ListAgentsRequest(page: page), timeout: deadline - .now)
             if let match = response.agents.first(where: { $0.slug == slugOrId }) { return match }
             page.pageToken = response.nextPageToken
         } while !page.pageToken.isEmpty

@@ -1,3 +1,4 @@
+import Foundation
 import NIOConcurrencyHelpers
 import PlatosProto
 import PlatosRPC
@@ -10,6 +11,10 @@ import PlatosRPC
 /// Ended calls fail with `UNAVAILABLE`: the caller reopens them and is admitted afresh, which
 /// either succeeds (the change did not touch what it reads) or gets the answer its new identity
 /// gets (`NOT_FOUND` for a thread of its old cluster).
+///
+/// A call made with a token that expires ends when the token does, with `UNAUTHENTICATED`: no
+/// event announces an expiry, and a watch opened a minute before it would otherwise outlive its
+/// credential for good.
 ///
 /// Each agent may hold `maxPerAgent` of them at once; one more is refused with
 /// `RESOURCE_EXHAUSTED`. Every live call holds a call on a gateway-to-backend connection, and
@@ -39,13 +44,15 @@ final class LiveCalls: Sendable {
     /// How many calls are open; for tests and metrics.
     var count: Int { state.withLockedValue { $0.entries.count } }
 
-    /// Runs `body` as a call of `agentId` holding `tokenId`, until it ends by itself or a change
-    /// to that agent or token ends it (then with that change's `UNAVAILABLE`). The call is
+    /// Runs `body` as a call of `agentId` holding `tokenId`, until it ends by itself, a change
+    /// to that agent or token ends it (then with that change's `UNAVAILABLE`), or the token
+    /// expires (`tokenExpiresAtUnixMs`, 0 for never; then `UNAUTHENTICATED`). The call is
     /// registered before `body` starts, so a change that lands while `body` is starting ends it.
     /// Throws `RESOURCE_EXHAUSTED`, without running `body`, when the agent already holds
     /// `maxPerAgent` calls.
     func run<T: Sendable>(
-        agentId: String, tokenId: String, _ body: @escaping @Sendable () async throws -> T
+        agentId: String, tokenId: String, tokenExpiresAtUnixMs: Int64 = 0,
+        _ body: @escaping @Sendable () async throws -> T
     ) async throws -> T {
         let id = state.withLockedValue { state -> UInt64? in
             guard state.openPerAgent[agentId, default: 0] < maxPerAgent else { return nil }
@@ -73,33 +80,52 @@ final class LiveCalls: Sendable {
             return false
         }
         if endedAlready { task.cancel() }
+        let expiry = tokenExpiresAtUnixMs > 0 ? endWhenExpired(id, atUnixMs: tokenExpiresAtUnixMs) : nil
+        defer { expiry?.cancel() }
+        let result: Result<T, any Error>
         do {
-            return try await withTaskCancellationHandler { try await task.value } onCancel: { task.cancel() }
+            result = .success(try await withTaskCancellationHandler { try await task.value } onCancel: { task.cancel() })
         } catch {
-            if let reason = state.withLockedValue({ $0.entries[id]?.endedBecause }) { throw reason }
-            throw error
+            result = .failure(error)
         }
+        // An ended call reports why even when its body, cancelled, returned normally (a stream
+        // that stops at cancellation just finishes): an OK end would tell the caller not to reopen.
+        if let reason = state.withLockedValue({ $0.entries[id]?.endedBecause }) { throw reason }
+        return try result.get()
     }
 
     /// Ends the calls of the agent or the token a `registry.watch` event names.
     func end(touchedBy event: V1.MembershipEvent) {
-        end(RPCError(.unavailable, "the caller's cluster membership or token changed; reopen the call")) { entry in
+        end(RPCError(.unavailable, "the caller's cluster membership or token changed; reopen the call")) { _, entry in
             (!event.agentId.isEmpty && entry.agentId == event.agentId)
                 || (!event.revokedTokenId.isEmpty && entry.tokenId == event.revokedTokenId)
         }
     }
 
+    /// A timer that ends call `id` when its token expires, by the wall clock tokens are issued by.
+    private func endWhenExpired(_ id: UInt64, atUnixMs expiresAtUnixMs: Int64) -> Task<Void, Never> {
+        Task { [weak self] in
+            let remainingMs = expiresAtUnixMs - Int64(Date().timeIntervalSince1970 * 1000)
+            if remainingMs > 0 {
+                do { try await Task.sleep(for: .milliseconds(remainingMs)) } catch { return }
+            }
+            self?.end(RPCError(.unauthenticated, "the token expired; reopen the call with a valid token")) { candidate, _ in
+                candidate == id
+            }
+        }
+    }
+
     /// Ends every call: the membership feed was lost, so no caller's access can be kept verified.
     func endAll() {
-        end(RPCError(.unavailable, "the gateway lost the registry's membership feed; reopen the call")) { _ in true }
+        end(RPCError(.unavailable, "the gateway lost the registry's membership feed; reopen the call")) { _, _ in true }
     }
 
     /// Marks the matching calls ended and cancels their tasks; a call whose task does not exist
     /// yet cancels it as soon as it does (see ``run(agentId:tokenId:_:)``).
-    private func end(_ reason: RPCError, where matches: (Entry) -> Bool) {
+    private func end(_ reason: RPCError, where matches: (UInt64, Entry) -> Bool) {
         let cancels = state.withLockedValue { state -> [@Sendable () -> Void] in
             var cancels: [@Sendable () -> Void] = []
-            for (id, entry) in state.entries where entry.endedBecause == nil && matches(entry) {
+            for (id, entry) in state.entries where entry.endedBecause == nil && matches(id, entry) {
                 state.entries[id]?.endedBecause = reason
                 if let cancel = entry.cancel { cancels.append(cancel) }
             }
