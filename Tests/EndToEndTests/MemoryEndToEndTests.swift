@@ -42,6 +42,57 @@ import Testing
         #expect(await service.stop() == 0)
     }
 
+    /// Memories and history entries within every write limit can together pass the 4 MiB frame
+    /// limit: list, history and recall end their answer early by size instead of failing, and
+    /// the page tokens read on to the end.
+    @Test func answersOfLargeMemoriesEndBySizeAndReadOn() async throws {
+        let dataDir = ServiceProcess.temporaryDataDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        let service = try await ServiceProcess("memory", dataDir: dataDir)
+        let chat = try TestSigner(dataDir: dataDir).client(
+            port: service.port, principal: Self.principal(agent: "chat", cluster: "wally", user: "alice"))
+        // 64 KiB each: the content limit.
+        func content(_ label: String) -> String {
+            let head = "\(label) lemon "
+            return head + String(repeating: "tea ", count: (64 * 1024 - head.utf8.count) / 4)
+        }
+        var ids: [String] = []
+        for i in 0..<70 {
+            ids.append(try await chat.call(V1.MemoryService.write, V1.WriteMemoryRequest(content: content("m\(i)"))).item!.id)
+        }
+        for version in 1...33 {
+            _ = try await chat.call(
+                V1.MemoryService.update, V1.UpdateMemoryRequest(memoryId: ids[0], content: V1.StringValue(value: content("v\(version)"))))
+        }
+
+        var listed: [String] = []
+        var pages = 0
+        var token = ""
+        repeat {
+            let page = try await chat.call(
+                V1.MemoryService.list, V1.ListMemoriesRequest(page: V1.PageRequest(pageToken: token)))
+            listed += page.items.map(\.id)
+            token = page.nextPageToken
+            pages += 1
+        } while !token.isEmpty
+        #expect(Set(listed) == Set(ids) && listed.count == 70)
+        #expect(pages >= 3, "70 memories of 64 KiB came in \(pages) pages")
+
+        var history: [V1.MemoryHistoryEntry] = []
+        token = ""
+        repeat {
+            let page = try await chat.call(
+                V1.MemoryService.history, V1.MemoryHistoryRequest(memoryId: ids[0], page: V1.PageRequest(pageToken: token)))
+            history += page.entries
+            token = page.nextPageToken
+        } while !token.isEmpty
+        #expect(history.count == 34)
+
+        let recalled = try await chat.call(V1.MemoryService.recall, V1.RecallRequest(query: "lemon", limit: 100))
+        #expect(!recalled.items.isEmpty && recalled.items.count < 70)
+        #expect(await service.stop() == 0)
+    }
+
     /// 64 writers, SIGKILL in the middle of their writes, restart: every write that was
     /// acknowledged is there, and the file (and its full-text index) is intact.
     @Test func acknowledgedWritesSurviveKill9() async throws {

@@ -95,6 +95,25 @@ struct ThreadsEndToEndTests {
         #expect(await process.stop() == 0)
     }
 
+    /// Seventy messages of 64 KiB are more than one 4 MiB frame holds: the default page ends
+    /// early by size and says more follows, instead of failing the call, and reading on gets all.
+    @Test func pagesOfLargeMessagesEndBySizeAndReadOn() async throws {
+        let dataDir = ServiceProcess.temporaryDataDirectory()
+        let process = try await Self.start(dataDir)
+        let chat = try TestSigner(dataDir: dataDir).client(port: process.port, principal: Self.chat)
+        let thread = try await chat.call(V1.ThreadsService.create, V1.CreateThreadRequest(title: "large"))
+        for i in 0..<70 {
+            let content = "\(i) " + String(repeating: "x", count: 64 * 1024 - 4)  // ≤ 64 KiB, the limit
+            _ = try await chat.call(V1.MessagesService.post, V1.PostMessageRequest(threadId: thread.id, content: content))
+        }
+        let first = try await chat.call(V1.MessagesService.list, V1.ListMessagesRequest(threadId: thread.id))
+        #expect(first.hasMore)
+        #expect(!first.messages.isEmpty && first.messages.count < 70)
+        let all = try await Self.allMessages(of: thread.id, chat)
+        #expect(all.map(\.seq) == Array(1...70))
+        #expect(await process.stop() == 0)
+    }
+
     /// Many posters for a few seconds, then SIGKILL: every post that was acknowledged is there
     /// after a restart on the same data directory, and the file passes integrity_check.
     @Test func kill9LosesNoAcknowledgedMessage() async throws {

@@ -1,5 +1,6 @@
 import GRDB
 import PlatosProto
+import PlatosService
 
 extension SQLiteMemoryStore {
     public func history(id: String, access: MemoryAccess, pageSize: Int, after: Int64?) async throws -> HistoryPage {
@@ -15,14 +16,17 @@ extension SQLiteMemoryStore {
         let arguments: StatementArguments = [id, after ?? 0] + filter.arguments + [pageSize + 1]
         let page = try await database.read { db in
             let rows = try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments)
-            let page = rows.prefix(pageSize)
-            let entries = page.map { row in
+            let entries = rows.prefix(pageSize).map { row in
                 V1.MemoryHistoryEntry(
                     action: V1.HistoryAction(protoValue: row[1]), oldContent: row[2], newContent: row[3],
                     actorAgentId: row[4], version: UInt64(clamping: row[5] as Int64), atUnixMs: row[6])
             }
-            let next: Int64? = rows.count > pageSize ? page.last.map { $0[0] } : nil
-            return HistoryPage(entries: entries, next: next)
+            // Each entry carries two contents of up to 64 KiB: a page also ends when full by size.
+            let count = ResponseBudget.count(of: entries, limit: pageSize) {
+                $0.oldContent.utf8.count + $0.newContent.utf8.count + 128
+            }
+            let next: Int64? = rows.count > count && count > 0 ? rows[count - 1][0] : nil
+            return HistoryPage(entries: Array(entries.prefix(count)), next: next)
         }
         if page.entries.isEmpty, after == nil { throw MemoryStoreError.notFound(id: id) }
         return page

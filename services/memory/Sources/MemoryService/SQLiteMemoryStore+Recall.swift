@@ -1,5 +1,6 @@
 import GRDB
 import PlatosProto
+import PlatosService
 
 /// How a recall ranks: FTS5's BM25 (document frequencies counted within the caller's scope, see
 /// ``FTSQueryEscaper``) scaled by recency, so that of two equally relevant memories the newer
@@ -55,8 +56,13 @@ extension SQLiteMemoryStore {
         return try await database.pool.unsafeRead { db in
             let rows = try Row.fetchCursor(db.cachedStatement(sql: statementSQL), arguments: statementArguments)
             var recalled: [V1.RecalledMemory] = []
+            var bytes = 0
             while let row = try rows.next() {
-                recalled.append(V1.RecalledMemory(item: MemoryRow.item(row), score: row[MemoryRow.columnCount]))
+                let item = MemoryRow.item(row)
+                // The best `limit` memories, as many of them as fit in one answer (ResponseBudget).
+                bytes += MemoryRow.answerSize(item)
+                if !recalled.isEmpty, bytes > ResponseBudget.bytes { break }
+                recalled.append(V1.RecalledMemory(item: item, score: row[MemoryRow.columnCount]))
             }
             return recalled
         }

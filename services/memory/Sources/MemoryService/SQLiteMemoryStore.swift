@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import PlatosProto
+import PlatosService
 import PlatosStorage
 
 /// The SQLite ``MemoryStore``: one database file (WAL), reads on the pool, every write through
@@ -194,9 +195,12 @@ public final class SQLiteMemoryStore: MemoryStore {
         let pageSize = query.pageSize
         return try await database.read { db in
             let rows = try Row.fetchAll(db.cachedStatement(sql: statementSQL), arguments: statementArguments)
-            let page = rows.prefix(pageSize)
-            let next = rows.count > pageSize ? page.last.map(MemoryRow.rowid) : nil
-            return MemoryPage(items: page.map(MemoryRow.item), next: next)
+            let items = rows.prefix(pageSize).map(MemoryRow.item)
+            // A page ends early when it is full by size (ResponseBudget); the token then
+            // continues after its last item.
+            let count = ResponseBudget.count(of: items, limit: pageSize, size: MemoryRow.answerSize)
+            let next = rows.count > count && count > 0 ? MemoryRow.rowid(rows[count - 1]) : nil
+            return MemoryPage(items: Array(items.prefix(count)), next: next)
         }
     }
 }

@@ -1,5 +1,6 @@
 import GRDB
 import PlatosProto
+import PlatosService
 import PlatosStorage
 
 extension SQLiteThreadsStore {
@@ -57,12 +58,23 @@ extension SQLiteThreadsStore {
             let cursor = try Row.fetchCursor(statement, arguments: arguments)
             var messages: [V1.Message] = []
             messages.reserveCapacity(min(limit + 1, 64))
-            while let row = try cursor.next() { messages.append(V1.Message(row: row)) }
+            var bytes = 0
+            var fullBySize = false
+            while let row = try cursor.next() {
+                let message = V1.Message(row: row)
+                // A page also ends when it is full by size (ResponseBudget): more follows.
+                bytes += message.content.utf8.count + ResponseBudget.size(of: message.metadata) + 192
+                if !messages.isEmpty, bytes > ResponseBudget.bytes {
+                    fullBySize = true
+                    break
+                }
+                messages.append(message)
+            }
             if messages.isEmpty, try Self.visibleThread(db, threadId, access) == nil {
                 throw ThreadsErrors.threadNotFound(threadId)
             }
-            let hasMore = messages.count > limit
-            if hasMore { messages.removeLast(messages.count - limit) }
+            let hasMore = fullBySize || messages.count > limit
+            if messages.count > limit { messages.removeLast(messages.count - limit) }
             return (messages, hasMore)
         }
     }

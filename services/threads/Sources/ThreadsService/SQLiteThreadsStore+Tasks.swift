@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import PlatosProto
 import PlatosRPC
+import PlatosService
 import PlatosStorage
 
 extension SQLiteThreadsStore {
@@ -265,9 +266,13 @@ extension SQLiteThreadsStore {
             sql += " ORDER BY k.created_at DESC, k.id DESC LIMIT ?"
             arguments += [limit + 1]
             var tasks = try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments).map(V1.Task.init(row:))
+            // Prompt and result are up to 64 KiB each: a page also ends when full by size.
+            let count = ResponseBudget.count(of: tasks, limit: limit) {
+                $0.prompt.utf8.count + $0.result.utf8.count + $0.error.utf8.count + 256
+            }
             var next: PageCursor?
-            if tasks.count > limit {
-                tasks.removeLast(tasks.count - limit)
+            if tasks.count > count {
+                tasks.removeLast(tasks.count - count)
                 next = tasks.last.map { PageCursor(createdAt: $0.createdAtUnixMs, id: $0.id) }
             }
             return (tasks, next)
