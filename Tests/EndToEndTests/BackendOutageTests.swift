@@ -18,6 +18,16 @@ import Testing
         _ = try await agent.call(V1.MemoryService.write, V1.WriteMemoryRequest(content: "the sky is blue"))
         let thread = try await agent.call(V1.ThreadsService.create, V1.CreateThreadRequest(title: "t"))
         #expect(!(try await agent.call(V1.MemoryService.recall, V1.RecallRequest(query: "sky", limit: 5))).items.isEmpty)
+        for i in 1...30 {
+            _ = try await agent.call(V1.MessagesService.post, V1.PostMessageRequest(threadId: thread.id, role: .agent, content: "m\(i)"))
+        }
+        // context.load: both sides in one answer, and the thread's newest messages, not its first.
+        let context = try await agent.call(
+            V1.ContextService.load, V1.LoadContextRequest(threadId: thread.id, query: "sky", recallLimit: 5, messageLimit: 3))
+        #expect(context.memories.first?.item?.content == "the sky is blue")
+        #expect(context.messages.map(\.content) == ["m28", "m29", "m30"])
+        #expect(context.thread?.id == thread.id && context.thread?.lastSeq == 30)
+        #expect(context.memoriesStatus?.code == .ok && context.messagesStatus?.code == .ok)
 
         // Memory goes away (SIGKILL, as in a crash).
         let memoryPort = stack.memory.port
@@ -35,6 +45,13 @@ import Testing
             // Threads keep working meanwhile.
             _ = try await agent.call(V1.MessagesService.post, V1.PostMessageRequest(threadId: thread.id, role: .agent, content: "still here"))
         }
+        // context.load answers with the side that works, and says which side did not.
+        let partial = try await agent.call(
+            V1.ContextService.load, V1.LoadContextRequest(threadId: thread.id, query: "sky", messageLimit: 1), timeout: .seconds(5))
+        #expect(partial.memoriesStatus?.code == .unavailable)
+        #expect(partial.memoriesStatus?.message.hasPrefix("memory:") == true)
+        #expect(partial.memories.isEmpty)
+        #expect(partial.messagesStatus?.code == .ok && partial.messages.map(\.content) == ["still here"])
 
         // Memory comes back on the same port and data; recalls work again, same gateway.
         let dataDir = stack.memory.dataDir

@@ -86,6 +86,8 @@ import Testing
         // End users are not tenants: every tenant serves the same user, so erasing that user is
         // the caller's own business, and the victim's snapshot shows it was only the caller's.
         "ForgetUserRequest.user_id": .value(.string(MatrixTenant.user)),
+        // The newest-first read of messages.list: the path context.load takes.
+        "ListMessagesRequest.newest": .value(.bool(true)),
         // Defaults.
         "page": .absent, "metadata": .absent, "idempotency_key": .absent, "avatar_url": .absent,
         "description": .absent, "replace_metadata": .absent, "unclustered_only": .absent,

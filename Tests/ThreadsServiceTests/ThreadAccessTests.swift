@@ -35,6 +35,28 @@ struct ThreadAccessTests {
         #expect(threads.threads.map(\.id) == [thread.id])
     }
 
+    /// `newest`: the last `limit` messages, oldest first (what an agent's turn starts from), with
+    /// `after_seq` still the lower bound and the author filter still applied.
+    @Test func theNewestMessagesComeOldestFirst() async throws {
+        let h = try H()
+        let thread = try await h.createThread(H.chat)
+        for i in 1...12 { try await h.post(i % 3 == 0 ? H.bgo : H.chat, thread.id, "m\(i)") }
+        let reader = h.client(H.bgo)
+
+        let newest = try await reader.call(V1.MessagesService.list, V1.ListMessagesRequest(threadId: thread.id, limit: 5, newest: true))
+        #expect(newest.messages.map(\.seq) == [8, 9, 10, 11, 12])
+        #expect(!newest.hasMore)
+        let oldest = try await reader.call(V1.MessagesService.list, V1.ListMessagesRequest(threadId: thread.id, limit: 5))
+        #expect(oldest.messages.map(\.seq) == [1, 2, 3, 4, 5] && oldest.hasMore)
+
+        let bounded = try await reader.call(
+            V1.MessagesService.list, V1.ListMessagesRequest(threadId: thread.id, afterSeq: 10, limit: 5, newest: true))
+        #expect(bounded.messages.map(\.seq) == [11, 12])
+        let byBgo = try await reader.call(
+            V1.MessagesService.list, V1.ListMessagesRequest(threadId: thread.id, limit: 2, authorAgentId: H.bgo.id, newest: true))
+        #expect(byBgo.messages.map(\.content) == ["m9", "m12"])
+    }
+
     @Test func anotherClustersMemberGetsTheAnswerARandomIdGets() async throws {
         let h = try H()
         let thread = try await h.createThread(H.chat)

@@ -568,6 +568,7 @@ extension V1 {
         public var afterSeq: UInt64
         public var limit: UInt32
         public var authorAgentId: String
+        public var newest: Bool
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.ListMessagesRequest")
 
@@ -576,18 +577,21 @@ extension V1 {
             afterSeq = 0
             limit = 0
             authorAgentId = ""
+            newest = false
         }
 
         public init(
             threadId: String = "",
             afterSeq: UInt64 = 0,
             limit: UInt32 = 0,
-            authorAgentId: String = ""
+            authorAgentId: String = "",
+            newest: Bool = false
         ) {
             self.threadId = threadId
             self.afterSeq = afterSeq
             self.limit = limit
             self.authorAgentId = authorAgentId
+            self.newest = newest
         }
 
         @inlinable
@@ -596,7 +600,8 @@ extension V1 {
                 threadId: try decoder.decode(String.self, field: 0),
                 afterSeq: try decoder.decode(UInt64.self, field: 1),
                 limit: try decoder.decode(UInt32.self, field: 2),
-                authorAgentId: try decoder.decode(String.self, field: 3)
+                authorAgentId: try decoder.decode(String.self, field: 3),
+                newest: try decoder.decode(Bool.self, field: 4)
             )
         }
 
@@ -606,6 +611,7 @@ extension V1 {
             try visitor.visit(afterSeq, field: 1)
             try visitor.visit(limit, field: 2)
             try visitor.visit(authorAgentId, field: 3)
+            try visitor.visit(newest, field: 4)
         }
     }
 }

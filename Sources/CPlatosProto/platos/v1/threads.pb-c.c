@@ -2294,7 +2294,7 @@ const ProtobufCMessageDescriptor platos__v1__post_message_request__descriptor =
   (ProtobufCMessageInit) platos__v1__post_message_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor platos__v1__list_messages_request__field_descriptors[4] =
+static const ProtobufCFieldDescriptor platos__v1__list_messages_request__field_descriptors[5] =
 {
   {
     "thread_id",
@@ -2344,17 +2344,30 @@ static const ProtobufCFieldDescriptor platos__v1__list_messages_request__field_d
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "newest",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Platos__V1__ListMessagesRequest, newest),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned platos__v1__list_messages_request__field_indices_by_name[] = {
   1,   /* field[1] = after_seq */
   3,   /* field[3] = author_agent_id */
   2,   /* field[2] = limit */
+  4,   /* field[4] = newest */
   0,   /* field[0] = thread_id */
 };
 static const ProtobufCIntRange platos__v1__list_messages_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor platos__v1__list_messages_request__descriptor =
 {
@@ -2364,7 +2377,7 @@ const ProtobufCMessageDescriptor platos__v1__list_messages_request__descriptor =
   "Platos__V1__ListMessagesRequest",
   "platos.v1",
   sizeof(Platos__V1__ListMessagesRequest),
-  4,
+  5,
   platos__v1__list_messages_request__field_descriptors,
   platos__v1__list_messages_request__field_indices_by_name,
   1,  platos__v1__list_messages_request__number_ranges,

@@ -2,6 +2,7 @@ import Logging
 import PlatosAuth
 import PlatosProto
 import PlatosRPC
+import PlatosService
 import ProtobufCSwift
 
 /// The only public endpoint: authenticates every call, enforces the caller's scope and role,
@@ -205,7 +206,7 @@ public final class Gateway: Sendable {
         return nil
     }
 
-    /// One round trip for an agent turn: recall and recent messages in parallel. A failing side
+    /// One round trip for an agent turn: recall and the thread's newest messages in parallel. A failing side
     /// (a backend that is down) does not fail the call; its status says what went wrong. A thread
     /// the caller cannot read does: `NOT_FOUND` or `PERMISSION_DENIED`, as from threads.get.
     func loadContext(_ request: V1.LoadContextRequest, _ context: ServerContext) async throws -> V1.LoadContextResponse {
@@ -223,7 +224,8 @@ public final class Gateway: Sendable {
         async let listed = Self.outcome {
             try await threads.call(
                 V1.MessagesService.list,
-                V1.ListMessagesRequest(threadId: request.threadId, limit: request.messageLimit == 0 ? 20 : request.messageLimit),
+                V1.ListMessagesRequest(
+                    threadId: request.threadId, limit: request.messageLimit == 0 ? 20 : request.messageLimit, newest: true),
                 timeout: timeout)
         }
         async let thread = Self.outcome {
@@ -250,7 +252,28 @@ public final class Gateway: Sendable {
         case (.failure(let e), _), (_, .failure(let e)):
             response.messagesStatus = RPCError(e.code, "threads: \(e.message)").status
         }
+        Self.fitInOneAnswer(&response)
         return response
+    }
+
+    /// Each side fits one answer by itself (``ResponseBudget``); both together may not. The
+    /// oldest messages go first, then the lowest-ranked memories, until the whole is within
+    /// 1.75 × the budget (3.5 MiB, under the 4 MiB frame limit), keeping at least one of each.
+    static func fitInOneAnswer(_ response: inout V1.LoadContextResponse) {
+        let budget = ResponseBudget.bytes * 7 / 4
+        let memorySize = { (memory: V1.RecalledMemory) in memory.item.map(ResponseBudget.size(of:)) ?? 0 }
+        var total = response.messages.reduce(0) { $0 + ResponseBudget.size(of: $1) }
+            + response.memories.reduce(0) { $0 + memorySize($1) }
+            + (response.thread.map { ResponseBudget.size(of: $0.metadata) + $0.title.utf8.count } ?? 0)
+        var oldest = 0
+        while total > budget, oldest < response.messages.count - 1 {
+            total -= ResponseBudget.size(of: response.messages[oldest])
+            oldest += 1
+        }
+        response.messages.removeFirst(oldest)
+        while total > budget, response.memories.count > 1 {
+            total -= memorySize(response.memories.removeLast())
+        }
     }
 
     private static func outcome<T: Sendable>(_ body: @Sendable () async throws -> T) async -> Result<T, RPCError> {

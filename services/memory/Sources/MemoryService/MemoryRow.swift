@@ -1,6 +1,5 @@
 import GRDB
 import PlatosProto
-import PlatosService
 
 /// How a memory is laid out in SQL: the columns every read selects, in one order, and the way
 /// back to a ``V1/MemoryItem``.
@@ -30,12 +29,6 @@ enum MemoryRow {
     }
 
     static func rowid(_ row: Row) -> Int64 { row[0] }
-
-    /// About what `item` takes in an answer, for ``ResponseBudget``.
-    static func answerSize(_ item: V1.MemoryItem) -> Int {
-        item.content.utf8.count + item.tags.reduce(0) { $0 + $1.utf8.count + 2 } + ResponseBudget.size(of: item.metadata)
-            + 256
-    }
 }
 
 /// The SQL that limits a query on `memories` (or `memory_history`, which carries the same scope

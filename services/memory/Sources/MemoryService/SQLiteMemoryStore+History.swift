@@ -22,9 +22,7 @@ extension SQLiteMemoryStore {
                     actorAgentId: row[4], version: UInt64(clamping: row[5] as Int64), atUnixMs: row[6])
             }
             // Each entry carries two contents of up to 64 KiB: a page also ends when full by size.
-            let count = ResponseBudget.count(of: entries, limit: pageSize) {
-                $0.oldContent.utf8.count + $0.newContent.utf8.count + 128
-            }
+            let count = ResponseBudget.count(of: entries, limit: pageSize, size: ResponseBudget.size(of:))
             let next: Int64? = rows.count > count && count > 0 ? rows[count - 1][0] : nil
             return HistoryPage(entries: Array(entries.prefix(count)), next: next)
         }

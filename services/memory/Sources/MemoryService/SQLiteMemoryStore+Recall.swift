@@ -60,7 +60,7 @@ extension SQLiteMemoryStore {
             while let row = try rows.next() {
                 let item = MemoryRow.item(row)
                 // The best `limit` memories, as many of them as fit in one answer (ResponseBudget).
-                bytes += MemoryRow.answerSize(item)
+                bytes += ResponseBudget.size(of: item)
                 if !recalled.isEmpty, bytes > ResponseBudget.bytes { break }
                 recalled.append(V1.RecalledMemory(item: item, score: row[MemoryRow.columnCount]))
             }

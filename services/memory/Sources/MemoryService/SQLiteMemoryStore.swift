@@ -198,7 +198,7 @@ public final class SQLiteMemoryStore: MemoryStore {
             let items = rows.prefix(pageSize).map(MemoryRow.item)
             // A page ends early when it is full by size (ResponseBudget); the token then
             // continues after its last item.
-            let count = ResponseBudget.count(of: items, limit: pageSize, size: MemoryRow.answerSize)
+            let count = ResponseBudget.count(of: items, limit: pageSize, size: ResponseBudget.size(of:))
             let next = rows.count > count && count > 0 ? MemoryRow.rowid(rows[count - 1]) : nil
             return MemoryPage(items: Array(items.prefix(count)), next: next)
         }

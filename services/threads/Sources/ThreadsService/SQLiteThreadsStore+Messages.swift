@@ -40,7 +40,7 @@ extension SQLiteThreadsStore {
     }
 
     public func listMessages(
-        threadId: String, access: ThreadAccess, afterSeq: UInt64, limit: Int, authorAgentId: String
+        threadId: String, access: ThreadAccess, afterSeq: UInt64, limit: Int, authorAgentId: String, newest: Bool
     ) async throws -> (messages: [V1.Message], hasMore: Bool) {
         try await database.read { db in
             // One statement for the access check and the page: the join yields no row for a
@@ -53,7 +53,10 @@ extension SQLiteThreadsStore {
             arguments += access.threadVisibleArguments
             if !authorAgentId.isEmpty { arguments += [authorAgentId] }
             arguments += [limit + 1]
-            let statement = try db.cachedStatement(sql: authorAgentId.isEmpty ? Self.pageSQL : Self.pageByAuthorSQL)
+            let statement = try db.cachedStatement(
+                sql: newest
+                    ? (authorAgentId.isEmpty ? Self.newestPageSQL : Self.newestPageByAuthorSQL)
+                    : (authorAgentId.isEmpty ? Self.pageSQL : Self.pageByAuthorSQL))
             // Decoded straight from the statement: no intermediate copy of every row.
             let cursor = try Row.fetchCursor(statement, arguments: arguments)
             var messages: [V1.Message] = []
@@ -63,7 +66,7 @@ extension SQLiteThreadsStore {
             while let row = try cursor.next() {
                 let message = V1.Message(row: row)
                 // A page also ends when it is full by size (ResponseBudget): more follows.
-                bytes += message.content.utf8.count + ResponseBudget.size(of: message.metadata) + 192
+                bytes += ResponseBudget.size(of: message)
                 if !messages.isEmpty, bytes > ResponseBudget.bytes {
                     fullBySize = true
                     break
@@ -73,8 +76,11 @@ extension SQLiteThreadsStore {
             if messages.isEmpty, try Self.visibleThread(db, threadId, access) == nil {
                 throw ThreadsErrors.threadNotFound(threadId)
             }
-            let hasMore = fullBySize || messages.count > limit
+            // Read newest first, the extra row (and whatever the size cut) is older than the page:
+            // nothing after its last message is left out.
+            let hasMore = !newest && (fullBySize || messages.count > limit)
             if messages.count > limit { messages.removeLast(messages.count - limit) }
+            if newest { messages.reverse() }
             return (messages, hasMore)
         }
     }
@@ -88,4 +94,6 @@ extension SQLiteThreadsStore {
         """
     private static let pageSQL = pageBaseSQL + " ORDER BY m.seq LIMIT ?"
     private static let pageByAuthorSQL = pageBaseSQL + " AND m.author_agent_id = ? ORDER BY m.seq LIMIT ?"
+    private static let newestPageSQL = pageBaseSQL + " ORDER BY m.seq DESC LIMIT ?"
+    private static let newestPageByAuthorSQL = pageBaseSQL + " AND m.author_agent_id = ? ORDER BY m.seq DESC LIMIT ?"
 }

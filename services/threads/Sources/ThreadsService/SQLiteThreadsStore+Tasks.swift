@@ -267,9 +267,7 @@ extension SQLiteThreadsStore {
             arguments += [limit + 1]
             var tasks = try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments).map(V1.Task.init(row:))
             // Prompt and result are up to 64 KiB each: a page also ends when full by size.
-            let count = ResponseBudget.count(of: tasks, limit: limit) {
-                $0.prompt.utf8.count + $0.result.utf8.count + $0.error.utf8.count + 256
-            }
+            let count = ResponseBudget.count(of: tasks, limit: limit, size: ResponseBudget.size(of:))
             var next: PageCursor?
             if tasks.count > count {
                 tasks.removeLast(tasks.count - count)

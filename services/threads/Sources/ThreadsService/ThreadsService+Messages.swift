@@ -43,7 +43,7 @@ extension ThreadsService {
         let limit = request.limit == 0 ? Self.defaultMessageLimit : Int(request.limit)
         let page = try await store.listMessages(
             threadId: request.threadId, access: access, afterSeq: request.afterSeq, limit: limit,
-            authorAgentId: request.authorAgentId)
+            authorAgentId: request.authorAgentId, newest: request.newest)
         return V1.ListMessagesResponse(messages: page.messages, hasMore: page.hasMore)
     }
 }

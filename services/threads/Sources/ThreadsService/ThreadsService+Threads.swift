@@ -74,7 +74,7 @@ extension ThreadsService {
             let generation = messageSignal.generation(subscription)
             // Throws NOT_FOUND for a thread the caller cannot see, and once the thread is deleted.
             let page = try await store.listMessages(
-                threadId: request.threadId, access: access, afterSeq: lastSeq, limit: 256, authorAgentId: "")
+                threadId: request.threadId, access: access, afterSeq: lastSeq, limit: 256, authorAgentId: "", newest: false)
             for message in page.messages {
                 try await writer.send(message)
                 lastSeq = message.seq

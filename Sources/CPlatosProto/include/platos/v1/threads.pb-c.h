@@ -315,10 +315,16 @@ struct  Platos__V1__ListMessagesRequest
   uint64_t after_seq;
   uint32_t limit;
   char *author_agent_id;
+  /*
+   * The newest `limit` messages after `after_seq` instead of the oldest, still oldest first:
+   * the recent history an agent's turn starts from (what context.load reads). `seq` is gap-free,
+   * so older messages exist exactly when the first one returned has a seq above after_seq + 1.
+   */
+  protobuf_c_boolean newest;
 };
 #define PLATOS__V1__LIST_MESSAGES_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&platos__v1__list_messages_request__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, 0 }
 
 
 struct  Platos__V1__ListMessagesResponse
