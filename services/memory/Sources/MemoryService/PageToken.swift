@@ -18,9 +18,15 @@ struct PageTokens: Sendable {
 
     static let purpose = "platos-memory page tokens v1"
 
+    /// Positions are written with 19 digits (any Int64 ≥ 0 fits): AES-GCM keeps the plaintext's
+    /// length, so a shorter number would give a shorter token, and its length away.
+    static let positionDigits = 19
+
     func encode(_ kind: Kind, _ position: Int64) -> String {
+        let digits = String(position)
+        let padded = String(repeating: "0", count: max(0, Self.positionDigits - digits.utf8.count)) + digits
         // Sealing a few bytes with a fresh random nonce cannot fail.
-        let sealed = try! AES.GCM.seal(Data("\(kind.rawValue):\(position)".utf8), using: SymmetricKey(data: key))
+        let sealed = try! AES.GCM.seal(Data("\(kind.rawValue):\(padded)".utf8), using: SymmetricKey(data: key))
         return sealed.combined!.base64EncodedString()
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
             .replacingOccurrences(of: "=", with: "")
