@@ -41,6 +41,10 @@ public enum ResponseBudget {
         entry.oldContent.utf8.count + entry.newContent.utf8.count + 128
     }
 
+    public static func size(of thread: V1.Thread) -> Int {
+        thread.title.utf8.count + size(of: thread.metadata) + 192
+    }
+
     public static func size(of message: V1.Message) -> Int {
         message.content.utf8.count + size(of: message.metadata) + 192
     }

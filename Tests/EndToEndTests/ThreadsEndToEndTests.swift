@@ -114,6 +114,32 @@ struct ThreadsEndToEndTests {
         #expect(await process.stop() == 0)
     }
 
+    /// Threads carry up to 16 KiB of metadata each: a page of 500 would pass the frame limit, so
+    /// it ends early by size and its token reads on.
+    @Test func pagesOfThreadsEndBySizeAndReadOn() async throws {
+        let dataDir = ServiceProcess.temporaryDataDirectory()
+        let process = try await Self.start(dataDir)
+        let chat = try TestSigner(dataDir: dataDir).client(port: process.port, principal: Self.chat)
+        let metadata = ["notes": String(repeating: "n", count: 16 * 1024 - 16)]
+        var created: Set<String> = []
+        for i in 0..<300 {
+            created.insert(try await chat.call(V1.ThreadsService.create, V1.CreateThreadRequest(title: "t\(i)", metadata: metadata)).id)
+        }
+        var listed: [String] = []
+        var pages = 0
+        var token = ""
+        repeat {
+            let page = try await chat.call(
+                V1.ThreadsService.list, V1.ListThreadsRequest(page: V1.PageRequest(pageSize: 500, pageToken: token)))
+            listed += page.threads.map(\.id)
+            token = page.nextPageToken
+            pages += 1
+        } while !token.isEmpty
+        #expect(listed.count == 300 && Set(listed) == created)
+        #expect(pages >= 3)
+        #expect(await process.stop() == 0)
+    }
+
     /// Many posters for a few seconds, then SIGKILL: every post that was acknowledged is there
     /// after a restart on the same data directory, and the file passes integrity_check.
     @Test func kill9LosesNoAcknowledgedMessage() async throws {

@@ -205,6 +205,17 @@ struct ThreadAccessTests {
 
         let odd = try await client.call(V1.ThreadsService.list, V1.ListThreadsRequest(metadataFilter: ["kind": "odd"]))
         #expect(odd.threads.map(\.title).sorted() == ["t1", "t3"])
+
+        // Each filter entry is a clause of the statement: a bounded number of them, a clear error past it.
+        let many = Dictionary(uniqueKeysWithValues: (0..<1000).map { ("k\($0)", "v") })
+        do {
+            _ = try await client.call(V1.ThreadsService.list, V1.ListThreadsRequest(metadataFilter: many))
+            Issue.record("a filter of 1000 entries was accepted")
+        } catch let error as RPCError {
+            #expect(error.code == .invalidArgument && error.message.contains("metadata_filter has 1000 entries"), "\(error)")
+        }
+        let sixteen = Dictionary(uniqueKeysWithValues: (0..<16).map { ("k\($0)", "v") })
+        #expect(try await client.call(V1.ThreadsService.list, V1.ListThreadsRequest(metadataFilter: sixteen)).threads.isEmpty)
     }
 
     @Test func aRepeatedIdempotencyKeyReturnsTheFirstMessage() async throws {

@@ -11,6 +11,11 @@ enum RequestLimits {
     static let maxMetadataBytes = 16 * 1024
     static let maxIdempotencyKeyBytes = 256
     static let maxIdBytes = 256
+    /// Entries in `threads.list`'s `metadata_filter`: each is one more clause of the statement,
+    /// whose text (and so its cached plan) depends on their number. Unbounded, a thousand of them
+    /// hit SQLite's expression-depth limit, and every distinct count is another cached statement
+    /// on each reader connection.
+    static let maxMetadataFilterEntries = 16
     /// `tasks.claim` long-polls at most this long, as threads.proto promises.
     static let maxWaitMs: UInt32 = 30_000
 

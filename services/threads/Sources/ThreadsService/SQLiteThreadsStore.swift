@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import PlatosProto
 import PlatosRPC
+import PlatosService
 import PlatosStorage
 
 /// ``ThreadsStore`` on the service's SQLite database. Reads run on the reader pool; every write
@@ -107,9 +108,11 @@ public struct SQLiteThreadsStore: ThreadsStore {
             sql += " ORDER BY t.created_at DESC, t.id DESC LIMIT ?"
             arguments += [limit + 1]
             var threads = try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments).map(V1.Thread.init(row:))
+            // A page also ends when full by size (metadata is up to 16 KiB a thread).
+            let count = ResponseBudget.count(of: threads, limit: limit, size: ResponseBudget.size(of:))
             var next: PageCursor?
-            if threads.count > limit {
-                threads.removeLast(threads.count - limit)
+            if threads.count > count {
+                threads.removeLast(threads.count - count)
                 next = threads.last.map { PageCursor(createdAt: $0.createdAtUnixMs, id: $0.id) }
             }
             return (threads, next)

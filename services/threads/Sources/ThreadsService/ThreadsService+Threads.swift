@@ -40,6 +40,11 @@ extension ThreadsService {
         let limit = try PageCursor.pageSize(request.page)
         let after = try PageCursor.decode(request.page?.pageToken ?? "")
         try RequestLimits.metadata(request.metadataFilter, "metadata_filter")
+        guard request.metadataFilter.count <= RequestLimits.maxMetadataFilterEntries else {
+            throw RPCError(
+                .invalidArgument,
+                "metadata_filter has \(request.metadataFilter.count) entries; the limit is \(RequestLimits.maxMetadataFilterEntries)")
+        }
         let page = try await store.listThreads(
             access: access, metadataFilter: request.metadataFilter, after: after, limit: limit)
         return V1.ListThreadsResponse(threads: page.threads, nextPageToken: page.next?.token ?? "")

@@ -317,8 +317,9 @@ struct  Platos__V1__ListMessagesRequest
   char *author_agent_id;
   /*
    * The newest `limit` messages after `after_seq` instead of the oldest, still oldest first:
-   * the recent history an agent's turn starts from (what context.load reads). `seq` is gap-free,
-   * so older messages exist exactly when the first one returned has a seq above after_seq + 1.
+   * the recent history an agent's turn starts from (what context.load reads). `has_more` is
+   * then false; without an author filter, older messages exist exactly when the first one
+   * returned has a seq above after_seq + 1 (seq is gap-free).
    */
   protobuf_c_boolean newest;
 };
