@@ -84,6 +84,9 @@ final class FrameOutbox: Sendable {
     }
 
     /// Called on the event loop when the channel's writability changes.
+    /// Whether the channel takes writes now (as last reported by ``setWritable(_:)``).
+    var isWritable: Bool { state.withLockedValue { $0.writable } }
+
     func setWritable(_ writable: Bool) {
         let waiters = state.withLockedValue { state -> [CheckedContinuation<Void, Never>] in
             state.writable = writable

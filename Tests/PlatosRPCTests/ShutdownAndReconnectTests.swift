@@ -1,8 +1,11 @@
 import Foundation
 import Logging
+import NIOCore
+import NIOPosix
 import PlatosProto
 import PlatosRPC
 import ServiceLifecycle
+import Synchronization
 import Testing
 
 @Suite(.serialized) struct ShutdownAndReconnectTests {
@@ -140,6 +143,37 @@ import Testing
         await pool.close()
         await holder.close()
         await server.shutdownGracefully()
+    }
+
+    /// A server that accepts and at once closes (at its connection limit, or draining) is backed
+    /// off from like one that refuses the connect: calls fail fast, and the pool does not open a
+    /// new connection for each of them.
+    @Test func aServerThatClosesEveryConnectionAtOnceIsBackedOffFrom() async throws {
+        let accepted = Atomic<Int>(0)
+        let closing = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                accepted.add(1, ordering: .relaxed)
+                return channel.close()
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        var configuration = RPCClientConfiguration()
+        configuration.maxRetries = 0
+        configuration.connections = 1
+        let pool = RPCConnectionPool(host: "127.0.0.1", port: closing.localAddress!.port!, configuration: configuration)
+        let client = RPCClient(transport: pool)
+        let started = ContinuousClock.now
+        for _ in 0..<20 {
+            await #expect(throws: RPCError.self) {
+                _ = try await client.call(V1.MemoryService.get, V1.GetMemoryRequest(memoryId: "x"), timeout: .seconds(5))
+            }
+        }
+        let elapsed = ContinuousClock.now - started
+        // Without backoff that is one connection per call. With it, one per backoff step: the
+        // steps double from 50 ms, so however slow the machine, far fewer than 20.
+        let steps = Int(elapsed / .milliseconds(50)) + 1
+        #expect(accepted.load(ordering: .relaxed) <= min(10, 2 + steps), "\(accepted.load(ordering: .relaxed)) connections in \(elapsed)")
+        await pool.close()
+        try await closing.close()
     }
 
     /// A connect that hangs (the listener's backlog is full, so its SYNs are dropped) does not

@@ -140,6 +140,52 @@ import Testing
         await pool.close()
         await server.shutdownGracefully()
     }
+
+    /// A task cancelled before it calls does not send the request at all: a write the caller
+    /// gave up on must not still be made while the caller is told CANCELLED.
+    @Test func aCallFromACancelledTaskIsNeverSent() async throws {
+        let observations = Observations()
+        let (server, port) = try await startServer(TestRouter.make(observations))
+        let (client, pool) = client(port)
+        _ = try await client.call(V1.MemoryService.get, V1.GetMemoryRequest(memoryId: "warm"))  // connected
+        let cancelled = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            return try await client.call(V1.MemoryService.get, V1.GetMemoryRequest(memoryId: "never"))
+        }
+        do {
+            _ = try await cancelled.value
+            Issue.record("a cancelled task's call succeeded")
+        } catch let error as RPCError {
+            #expect(error.code == .cancelled)
+        }
+        // Requests on one connection are read in order: had it been sent, this one would follow it.
+        _ = try await client.call(V1.MemoryService.get, V1.GetMemoryRequest(memoryId: "after"))
+        #expect(observations.count("get.started") == 2)
+        await pool.close()
+        await server.shutdownGracefully()
+    }
+
+    /// Cancelled while waiting to retry an UNAVAILABLE, a call still fails with an RPCError.
+    @Test func cancellingARetryingCallGivesCancelled() async throws {
+        let (server, port) = try await startServer(RPCRouter())
+        await server.closeImmediately()  // nothing listens: every attempt is UNAVAILABLE
+        let (client, pool) = client(port) {
+            $0.maxRetries = 50
+            $0.initialBackoff = .milliseconds(200)
+        }
+        let call = Task { try await client.call(V1.MemoryService.get, V1.GetMemoryRequest(memoryId: "x"), timeout: .seconds(60)) }
+        try await Task.sleep(for: .milliseconds(50))
+        call.cancel()
+        do {
+            _ = try await call.value
+            Issue.record("a call to nothing succeeded")
+        } catch let error as RPCError {
+            #expect(error.code == .cancelled, "\(error)")
+        } catch {
+            Issue.record("the transport threw \(type(of: error)), not RPCError")
+        }
+        await pool.close()
+    }
 }
 
 @Suite struct KeepaliveTests {

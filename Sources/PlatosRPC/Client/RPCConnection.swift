@@ -174,6 +174,12 @@ public final class RPCConnection: Sendable {
                     continuation.resume(throwing: error)
                     return
                 }
+                // A task cancelled before its request is sent does not send it: a write the
+                // caller gave up on must not still be made (and reported CANCELLED).
+                if Task.isCancelled {
+                    fail(id, RPCError(.cancelled, "the call was cancelled before it was sent"), cancelOnServer: false)
+                    return
+                }
                 let bytes: ByteBuffer
                 do {
                     bytes = try requestFrame(id, method, payload, metadata, deadline)
@@ -268,6 +274,10 @@ public final class RPCConnection: Sendable {
                 }
             }
         case .ping:
+            // Not while the server is not reading what this side writes: a server flooding PINGs
+            // would otherwise queue PONGs here without bound. Its own keepalive then sees no
+            // PONG, which is true: this side cannot get through to it.
+            guard outbox.isWritable else { return }
             outbox.enqueue(.init(callId: 0, bytes: FrameBytes.status(.pong, callId: frame.callId, RPCError(.ok, "")), ends: false))
         default:
             break

@@ -13,10 +13,15 @@ public final class RPCConnectionPool: RPCTransport {
     private enum Slot {
         case empty(attempt: Int, retryAt: ContinuousClock.Instant)
         case connecting(EventLoopFuture<RPCConnection>)
-        case ready(RPCConnection)
+        /// Made at `since`, on connect attempt `attempt` (0 for the first after a success).
+        case ready(RPCConnection, attempt: Int, since: ContinuousClock.Instant)
         /// The pool was closed: no calls, no connections, for good.
         case closed
     }
+
+    /// How long a connection must have been up for its loss to say nothing against the
+    /// endpoint (see ``connection(deadline:)``).
+    static let provenAfter: Duration = .seconds(1)
 
     public let host: String
     public let port: Int
@@ -63,7 +68,7 @@ public final class RPCConnectionPool: RPCTransport {
             if let currentLoop {
                 for k in 0..<count {
                     let i = (index + k) % count
-                    if case .ready(let connection) = slots[i], connection.channel.eventLoop === currentLoop,
+                    if case .ready(let connection, _, _) = slots[i], connection.channel.eventLoop === currentLoop,
                         connection.isUsable
                     {
                         return .use(connection)
@@ -72,7 +77,7 @@ public final class RPCConnectionPool: RPCTransport {
             }
             var attempt = 0
             switch slots[index] {
-            case .ready(let connection) where connection.isUsable:
+            case .ready(let connection, _, _) where connection.isUsable:
                 return .use(connection)
             case .connecting(let future):
                 return .wait(future)
@@ -82,9 +87,19 @@ public final class RPCConnectionPool: RPCTransport {
                     return .fail(RPCError(.unavailable, "\(host):\(port) is unreachable; next connect attempt in \(ms) ms"))
                 }
                 attempt = tried
-            case .ready:
-                // A connection that was up proved the endpoint: replace it at once.
-                attempt = 0
+            case .ready(_, let made, let since):
+                // A connection that served for a while proved the endpoint: replace it at once.
+                // One that died right after it was made (a server at its connection limit, or
+                // draining, accepts and then closes) counts as a failed attempt, so that the pool
+                // backs off instead of opening a connection per call against a refusing server.
+                guard ContinuousClock.now - since < Self.provenAfter else { break }
+                let retryAt = since + configuration.backoff(attempt: made)
+                if ContinuousClock.now < retryAt {
+                    let ms = (retryAt - .now).milliseconds
+                    return .fail(
+                        RPCError(.unavailable, "\(host):\(port) closed the connection right after accepting it; next connect attempt in \(ms) ms"))
+                }
+                attempt = made + 1
             case .closed:
                 return .fail(RPCError(.unavailable, "the connection pool for \(host):\(port) is closed"))
             }
@@ -139,7 +154,7 @@ public final class RPCConnectionPool: RPCTransport {
             let closedMeanwhile = slots.withLockedValue { slots -> Bool in
                 if case .closed = slots[index] { return true }
                 switch result {
-                case .success(let connection): slots[index] = .ready(connection)
+                case .success(let connection): slots[index] = .ready(connection, attempt: attempt, since: .now)
                 case .failure:
                     slots[index] = .empty(attempt: attempt + 1, retryAt: .now + configuration.backoff(attempt: attempt))
                 }
@@ -167,7 +182,13 @@ public final class RPCConnectionPool: RPCTransport {
                 let pause = configuration.backoff(attempt: attempt)
                 if let deadline, ContinuousClock.now + pause >= deadline { throw error }
                 attempt += 1
-                try await Task.sleep(for: pause)
+                let unavailable = error
+                do {
+                    try await Task.sleep(for: pause)
+                } catch {
+                    // Transports throw RPCError for every failure, cancellation included.
+                    throw RPCError(.cancelled, "the call was cancelled while waiting to retry after: \(unavailable.message)")
+                }
             }
         }
     }
@@ -198,7 +219,7 @@ public final class RPCConnectionPool: RPCTransport {
     public func close() async {
         let connections = slots.withLockedValue { slots -> [RPCConnection] in
             defer { slots = slots.map { _ in .closed } }
-            return slots.compactMap { if case .ready(let c) = $0 { return c } else { return nil } }
+            return slots.compactMap { if case .ready(let c, _, _) = $0 { return c } else { return nil } }
         }
         for connection in connections { await connection.close() }
     }
