@@ -250,6 +250,21 @@ struct ThreadAccessTests {
         #expect(otherUser?.code == .failedPrecondition)
     }
 
+    /// A key the agent used in a cluster it has left is an unused key in its new one: the answer
+    /// must not tell whether the old cluster's thread still exists (ALREADY_EXISTS while it does).
+    @Test func aKeyUsedInAClusterTheAgentLeftMakesANewThread() async throws {
+        let h = try H()
+        let request = V1.CreateThreadRequest(title: "plans", idempotencyKey: "t1")
+        let inOldCluster = try await h.client(H.chat).call(V1.ThreadsService.create, request)
+        var moved = H.chat
+        moved.cluster = H.stranger.cluster
+        let inNewCluster = try await h.client(moved).call(V1.ThreadsService.create, request)
+        #expect(inNewCluster.id != inOldCluster.id)
+        #expect(inNewCluster.ownerId == H.stranger.cluster)
+        // And a retry there is a retry.
+        #expect(try await h.client(moved).call(V1.ThreadsService.create, request).id == inNewCluster.id)
+    }
+
     @Test func updateAndDeleteAThread() async throws {
         let h = try H()
         let thread = try await h.createThread(H.chat)

@@ -126,5 +126,23 @@ public enum ThreadsSchema {
                         ON tasks(org, project, env, target_agent_id, cluster_id, created_at) WHERE state = 1;
                     """)
         }
+        migrator.registerMigration("v4 idempotency keys are unique per owner, not per agent") { db in
+            // A replay is looked up among what the caller can see, and the insert that follows
+            // a miss was refused by a key the agent used in a cluster it has since left: so the
+            // answer (ALREADY_EXISTS, or success once that cluster deleted the thread) told the
+            // agent whether a resource of its old cluster still existed. Keyed by owner too, a
+            // key used elsewhere makes a new resource here, like any unused key.
+            try db.execute(
+                sql: """
+                    DROP INDEX threads_idempotency;
+                    CREATE UNIQUE INDEX threads_idempotency
+                        ON threads(org, project, env, owner_kind, owner_id, created_by_agent_id, idempotency_key)
+                        WHERE idempotency_key IS NOT NULL;
+                    DROP INDEX tasks_idempotency;
+                    CREATE UNIQUE INDEX tasks_idempotency
+                        ON tasks(org, project, env, cluster_id, spawner_agent_id, idempotency_key)
+                        WHERE idempotency_key IS NOT NULL;
+                    """)
+        }
     }
 }
