@@ -171,7 +171,7 @@ func scenarioOperation(_ scenario: Scenario, _ callers: [Caller], threads: [Stri
                 }
                 async let list = timed {
                     try await threadsClient.call(
-                        V1.MessagesService.list, V1.ListMessagesRequest(threadId: thread, limit: 20))
+                        V1.MessagesService.list, V1.ListMessagesRequest(threadId: thread, limit: 20, newest: true))
                 }
                 async let get = timed {
                     try await threadsClient.call(V1.ThreadsService.get, V1.GetThreadRequest(threadId: thread))
