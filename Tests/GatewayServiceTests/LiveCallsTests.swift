@@ -7,16 +7,16 @@ import Testing
 
 /// Long-lived calls end when a change touches their caller, and only then.
 struct LiveCallsTests {
-    /// Starts a call that waits until cancelled and returns how it ended.
+    /// Starts a call whose body waits until cancelled (by default throwing when it is), and
+    /// returns how the call ended.
     static func start(
-        _ calls: LiveCalls, agent: String, token: String, tokenExpiresAtUnixMs: Int64 = 0
+        _ calls: LiveCalls, agent: String, token: String, tokenExpiresAtUnixMs: Int64 = 0,
+        body: @escaping @Sendable () async throws -> Void = { try await Task.sleep(for: .seconds(60)) }
     ) async -> Task<RPCError.Code?, Never> {
         let before = calls.count
         let task = Task { () -> RPCError.Code? in
             do {
-                try await calls.run(agentId: agent, tokenId: token, tokenExpiresAtUnixMs: tokenExpiresAtUnixMs) {
-                    try await Task.sleep(for: .seconds(60))
-                }
+                try await calls.run(agentId: agent, tokenId: token, tokenExpiresAtUnixMs: tokenExpiresAtUnixMs, body)
                 return nil
             } catch let error as RPCError {
                 return error.code
@@ -66,20 +66,9 @@ struct LiveCallsTests {
     /// its call was ended, so the caller knows to reopen it.
     @Test func anEndedCallWhoseBodyReturnsNormallyStillFailsWithTheReason() async throws {
         let calls = LiveCalls()
-        let call = Task { () -> RPCError.Code? in
-            do {
-                try await calls.run(agentId: "agt_a", tokenId: "tok_a") {
-                    try? await Task.sleep(for: .seconds(60))  // cancellation ends it without an error
-                }
-                return nil
-            } catch let error as RPCError {
-                return error.code
-            } catch {
-                return .cancelled
-            }
+        let call = await Self.start(calls, agent: "agt_a", token: "tok_a") {
+            try? await Task.sleep(for: .seconds(60))  // cancellation ends it without an error
         }
-        let deadline = ContinuousClock.now + .seconds(10)
-        while calls.count == 0, ContinuousClock.now < deadline { await Task.yield() }
         calls.end(touchedBy: V1.MembershipEvent(version: 1, agentId: "agt_a"))
         #expect(await call.value == .unavailable)
     }
