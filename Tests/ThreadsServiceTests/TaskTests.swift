@@ -253,6 +253,20 @@ struct TaskTests {
         #expect(second.id == waiting.id && second.state == .queued)
     }
 
+    /// A thread's snapshot is held whole while it is sent: it shows the newest tasks, up to a
+    /// bound, oldest first.
+    @Test func aThreadsTaskSnapshotShowsItsNewestTasksUpToTheBound() async throws {
+        let h = try H()
+        let thread = try await h.createThread(H.chat)
+        var spawned: [String] = []
+        for i in 0..<(SQLiteThreadsStore.snapshotLimit + 5) { spawned.append(try await spawn(h, thread.id, prompt: "p\(i)").id) }
+        var seen: [String] = []
+        var iterator = h.client(H.chat).stream(V1.TasksService.watch, V1.WatchTasksRequest(threadId: thread.id))
+            .makeAsyncIterator()
+        while seen.count < SQLiteThreadsStore.snapshotLimit, let task = try await iterator.next() { seen.append(task.id) }
+        #expect(seen == Array(spawned.suffix(SQLiteThreadsStore.snapshotLimit)))
+    }
+
     /// A task queued for an agent that then moved to another cluster can never be claimed (claims
     /// look only in the caller's cluster): once it has waited past any claim that could still
     /// carry the old cluster, its target's next claim ends it as EXPIRED, saying why, and the

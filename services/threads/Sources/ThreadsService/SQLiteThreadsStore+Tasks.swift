@@ -296,6 +296,9 @@ extension SQLiteThreadsStore {
                 // Finished ones too, while their last event is still in the log: the watch has
                 // no cursor of its own, and a spawner that reconnects after its task ended would
                 // otherwise never learn the result (the snapshot's cursor is already past it).
+                // The newest `snapshotLimit` only: a snapshot is held whole while it is sent, and
+                // tasks carry up to 128 KiB of prompt and result each.
+                arguments += [Self.snapshotLimit]
                 let tasks = try Row.fetchAll(
                     db.cachedStatement(
                         sql: """
@@ -303,13 +306,16 @@ extension SQLiteThreadsStore {
                             WHERE k.thread_id = ? AND \(ThreadAccess.taskVisible("k"))
                                 AND (k.state IN (\(V1.TaskState.queued.protoValue), \(V1.TaskState.running.protoValue))
                                     OR k.updated_at >= ?)
-                            ORDER BY k.created_at, k.rowid
+                            ORDER BY k.created_at DESC, k.rowid DESC LIMIT ?
                             """), arguments: arguments
                 ).map(V1.Task.init(row:))
-                return TaskSnapshot(tasks: tasks, cursor: cursor)
+                return TaskSnapshot(tasks: tasks.reversed(), cursor: cursor)
             }
         }
     }
+
+    /// The most tasks a thread's `tasks.watch` snapshot shows (the newest).
+    static let snapshotLimit = 1_000
 
     private static func selectorColumn(_ selector: TaskSelector) -> (column: String, id: String) {
         switch selector {

@@ -533,6 +533,10 @@ struct  Platos__V1__ListTasksResponse
     , 0,NULL, (char *)protobuf_c_empty_string }
 
 
+/*
+ * First the current state of the task, or of the thread's tasks that are queued, running or
+ * finished within the hour (the newest 1,000), then every state change as it happens.
+ */
 struct  Platos__V1__WatchTasksRequest
 {
   ProtobufCMessage base;
