@@ -83,10 +83,10 @@ final class FrameOutbox: Sendable {
         }
     }
 
-    /// Called on the event loop when the channel's writability changes.
     /// Whether the channel takes writes now (as last reported by ``setWritable(_:)``).
     var isWritable: Bool { state.withLockedValue { $0.writable } }
 
+    /// Called on the event loop when the channel's writability changes.
     func setWritable(_ writable: Bool) {
         let waiters = state.withLockedValue { state -> [CheckedContinuation<Void, Never>] in
             state.writable = writable

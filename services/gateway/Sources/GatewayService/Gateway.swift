@@ -206,9 +206,10 @@ public final class Gateway: Sendable {
         return nil
     }
 
-    /// One round trip for an agent turn: recall and the thread's newest messages in parallel. A failing side
-    /// (a backend that is down) does not fail the call; its status says what went wrong. A thread
-    /// the caller cannot read does: `NOT_FOUND` or `PERMISSION_DENIED`, as from threads.get.
+    /// One round trip for an agent turn: recall and the thread's newest messages in parallel. A
+    /// failing side (a backend that is down) does not fail the call; its status says what went
+    /// wrong. A thread the caller cannot read does: `NOT_FOUND` or `PERMISSION_DENIED`, as from
+    /// threads.get.
     func loadContext(_ request: V1.LoadContextRequest, _ context: ServerContext) async throws -> V1.LoadContextResponse {
         let principal = try await admit(V1.ContextService.load.descriptor, context)
         guard !request.threadId.isEmpty else { throw RPCError(.invalidArgument, "thread_id is required") }
