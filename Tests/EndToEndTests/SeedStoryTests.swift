@@ -109,6 +109,16 @@ import Testing
         let asTask = Self.client(port, token: bgoToken, task: claimed.id)
         // Acting for U via the task: bgo recalls U's memory without naming U itself.
         #expect(!(try await asTask.call(V1.MemoryService.recall, V1.RecallRequest(query: "window", limit: 5))).items.isEmpty)
+        // A token bound to a user acts for that user only: naming another user's task is refused.
+        func bgoBound(to boundUser: String) async throws -> RPCClient {
+            let issued = try await admin.call(
+                V1.TokensService.issue, V1.IssueTokenRequest(role: .agent, agentId: bgo.id, boundUserId: boundUser))
+            return Self.client(port, token: issued.secret, task: claimed.id)
+        }
+        #expect(await Self.code {
+            _ = try await bgoBound(to: "user-V").call(V1.MemoryService.recall, V1.RecallRequest(query: "window", limit: 5))
+        } == .permissionDenied)
+        #expect(!(try await bgoBound(to: user).call(V1.MemoryService.recall, V1.RecallRequest(query: "window", limit: 5))).items.isEmpty)
         _ = try await asTask.call(
             V1.TasksService.complete, V1.CompleteTaskRequest(taskId: claimed.id, leaseId: claimed.leaseId, result: "3 flights"))
         let after = try await chatU.call(V1.MessagesService.list, V1.ListMessagesRequest(threadId: thread.id))
