@@ -10,19 +10,22 @@ public enum ResponseBudget {
     /// other fields.
     public static let bytes = 2 * 1024 * 1024
 
-    /// How many of the leading `items` (at most `limit`) fit in `bytes` by `size`: always at
-    /// least one when there is one, since a single item is within the frame limit by itself.
-    public static func count<C: Collection>(
-        of items: C, limit: Int, bytes: Int = ResponseBudget.bytes, size: (C.Element) -> Int
-    ) -> Int {
+    /// One page read from `next` (a cursor over at most one row more than a page): items until
+    /// the page holds `limit` of them or is full by size, and whether more follow (the extra row,
+    /// or one left out because the page was full). Rows past the cut are not read further. The
+    /// first item always goes in: a single item is within the frame limit by itself.
+    public static func page<Item>(
+        limit: Int, bytes: Int = ResponseBudget.bytes, size: (Item) -> Int, next: () throws -> Item?
+    ) rethrows -> (items: [Item], more: Bool) {
+        var items: [Item] = []
+        items.reserveCapacity(min(limit, 64))
         var total = 0
-        var count = 0
-        for item in items.prefix(limit) {
+        while let item = try next() {
             total += size(item)
-            if count > 0, total > bytes { break }
-            count += 1
+            guard items.count < limit, items.isEmpty || total <= bytes else { return (items, true) }
+            items.append(item)
         }
-        return count
+        return (items, false)
     }
 
     /// The encoded size of a string map, near enough.

@@ -15,16 +15,19 @@ extension SQLiteMemoryStore {
             """
         let arguments: StatementArguments = [id, after ?? 0] + filter.arguments + [pageSize + 1]
         let page = try await database.read { db in
-            let rows = try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments)
-            let entries = rows.prefix(pageSize).map { row in
-                V1.MemoryHistoryEntry(
-                    action: V1.HistoryAction(protoValue: row[1]), oldContent: row[2], newContent: row[3],
-                    actorAgentId: row[4], version: UInt64(clamping: row[5] as Int64), atUnixMs: row[6])
-            }
+            let rows = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: arguments)
             // Each entry carries two contents of up to 64 KiB: a page also ends when full by size.
-            let count = ResponseBudget.count(of: entries, limit: pageSize, size: ResponseBudget.size(of:))
-            let next: Int64? = rows.count > count && count > 0 ? rows[count - 1][0] : nil
-            return HistoryPage(entries: Array(entries.prefix(count)), next: next)
+            let (page, more) = try ResponseBudget.page(limit: pageSize, size: { ResponseBudget.size(of: $0.entry) }) {
+                try rows.next().map { row in
+                    (
+                        seq: row[0] as Int64,
+                        entry: V1.MemoryHistoryEntry(
+                            action: V1.HistoryAction(protoValue: row[1]), oldContent: row[2], newContent: row[3],
+                            actorAgentId: row[4], version: UInt64(clamping: row[5] as Int64), atUnixMs: row[6])
+                    )
+                }
+            }
+            return HistoryPage(entries: page.map(\.entry), next: more ? page.last?.seq : nil)
         }
         if page.entries.isEmpty, after == nil { throw MemoryStoreError.notFound(id: id) }
         return page

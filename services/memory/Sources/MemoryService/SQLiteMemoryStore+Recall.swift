@@ -55,16 +55,11 @@ extension SQLiteMemoryStore {
         // the explicit BEGIN/COMMIT pair of a pooled `read` would only add two statements.
         return try await database.pool.unsafeRead { db in
             let rows = try Row.fetchCursor(db.cachedStatement(sql: statementSQL), arguments: statementArguments)
-            var recalled: [V1.RecalledMemory] = []
-            var bytes = 0
-            while let row = try rows.next() {
-                let item = MemoryRow.item(row)
-                // The best `limit` memories, as many of them as fit in one answer (ResponseBudget).
-                bytes += ResponseBudget.size(of: item)
-                if !recalled.isEmpty, bytes > ResponseBudget.bytes { break }
-                recalled.append(V1.RecalledMemory(item: item, score: row[MemoryRow.columnCount]))
+            // The best `limit` memories (the statement's LIMIT), as many as fit in one answer.
+            let (recalled, _) = try ResponseBudget.page(limit: .max, size: { ResponseBudget.size(of: $0.item) }) {
+                try rows.next().map { (item: MemoryRow.item($0), score: $0[MemoryRow.columnCount] as Double) }
             }
-            return recalled
+            return recalled.map { V1.RecalledMemory(item: $0.item, score: $0.score) }
         }
     }
 }

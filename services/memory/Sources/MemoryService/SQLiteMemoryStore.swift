@@ -194,13 +194,13 @@ public final class SQLiteMemoryStore: MemoryStore {
         let (statementSQL, statementArguments) = (sql, arguments)
         let pageSize = query.pageSize
         return try await database.read { db in
-            let rows = try Row.fetchAll(db.cachedStatement(sql: statementSQL), arguments: statementArguments)
-            let items = rows.prefix(pageSize).map(MemoryRow.item)
+            let rows = try Row.fetchCursor(db.cachedStatement(sql: statementSQL), arguments: statementArguments)
             // A page ends early when it is full by size (ResponseBudget); the token then
             // continues after its last item.
-            let count = ResponseBudget.count(of: items, limit: pageSize, size: ResponseBudget.size(of:))
-            let next = rows.count > count && count > 0 ? MemoryRow.rowid(rows[count - 1]) : nil
-            return MemoryPage(items: Array(items.prefix(count)), next: next)
+            let (page, more) = try ResponseBudget.page(limit: pageSize, size: { ResponseBudget.size(of: $0.item) }) {
+                try rows.next().map { (rowid: MemoryRow.rowid($0), item: MemoryRow.item($0)) }
+            }
+            return MemoryPage(items: page.map(\.item), next: more ? page.last?.rowid : nil)
         }
     }
 }

@@ -57,31 +57,19 @@ extension SQLiteThreadsStore {
                 sql: newest
                     ? (authorAgentId.isEmpty ? Self.newestPageSQL : Self.newestPageByAuthorSQL)
                     : (authorAgentId.isEmpty ? Self.pageSQL : Self.pageByAuthorSQL))
-            // Decoded straight from the statement: no intermediate copy of every row.
+            // Decoded straight from the statement: no intermediate copy of every row. A page also
+            // ends when it is full by size (ResponseBudget).
             let cursor = try Row.fetchCursor(statement, arguments: arguments)
-            var messages: [V1.Message] = []
-            messages.reserveCapacity(min(limit + 1, 64))
-            var bytes = 0
-            var fullBySize = false
-            while let row = try cursor.next() {
-                let message = V1.Message(row: row)
-                // A page also ends when it is full by size (ResponseBudget): more follows.
-                bytes += ResponseBudget.size(of: message)
-                if !messages.isEmpty, bytes > ResponseBudget.bytes {
-                    fullBySize = true
-                    break
-                }
-                messages.append(message)
+            var (messages, more) = try ResponseBudget.page(limit: limit, size: ResponseBudget.size(of:)) {
+                try cursor.next().map(V1.Message.init(row:))
             }
             if messages.isEmpty, try Self.visibleThread(db, threadId, access) == nil {
                 throw ThreadsErrors.threadNotFound(threadId)
             }
-            // Read newest first, the extra row (and whatever the size cut) is older than the page:
-            // nothing after its last message is left out.
-            let hasMore = !newest && (fullBySize || messages.count > limit)
-            if messages.count > limit { messages.removeLast(messages.count - limit) }
+            // Read newest first, what was left out is older than the page: nothing after its last
+            // message is.
             if newest { messages.reverse() }
-            return (messages, hasMore)
+            return (messages, !newest && more)
         }
     }
 

@@ -265,14 +265,12 @@ extension SQLiteThreadsStore {
             }
             sql += " ORDER BY k.created_at DESC, k.id DESC LIMIT ?"
             arguments += [limit + 1]
-            var tasks = try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments).map(V1.Task.init(row:))
+            let rows = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: arguments)
             // Prompt and result are up to 64 KiB each: a page also ends when full by size.
-            let count = ResponseBudget.count(of: tasks, limit: limit, size: ResponseBudget.size(of:))
-            var next: PageCursor?
-            if tasks.count > count {
-                tasks.removeLast(tasks.count - count)
-                next = tasks.last.map { PageCursor(createdAt: $0.createdAtUnixMs, id: $0.id) }
+            let (tasks, more) = try ResponseBudget.page(limit: limit, size: ResponseBudget.size(of:)) {
+                try rows.next().map(V1.Task.init(row:))
             }
+            let next = more ? tasks.last.map { PageCursor(createdAt: $0.createdAtUnixMs, id: $0.id) } : nil
             return (tasks, next)
         }
     }

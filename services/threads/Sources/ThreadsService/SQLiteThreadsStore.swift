@@ -107,14 +107,12 @@ public struct SQLiteThreadsStore: ThreadsStore {
             }
             sql += " ORDER BY t.created_at DESC, t.id DESC LIMIT ?"
             arguments += [limit + 1]
-            var threads = try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments).map(V1.Thread.init(row:))
+            let rows = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: arguments)
             // A page also ends when full by size (metadata is up to 16 KiB a thread).
-            let count = ResponseBudget.count(of: threads, limit: limit, size: ResponseBudget.size(of:))
-            var next: PageCursor?
-            if threads.count > count {
-                threads.removeLast(threads.count - count)
-                next = threads.last.map { PageCursor(createdAt: $0.createdAtUnixMs, id: $0.id) }
+            let (threads, more) = try ResponseBudget.page(limit: limit, size: ResponseBudget.size(of:)) {
+                try rows.next().map(V1.Thread.init(row:))
             }
+            let next = more ? threads.last.map { PageCursor(createdAt: $0.createdAtUnixMs, id: $0.id) } : nil
             return (threads, next)
         }
     }
