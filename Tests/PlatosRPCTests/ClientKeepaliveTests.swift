@@ -1,8 +1,11 @@
 import NIOCore
+import NIOEmbedded
 import NIOPosix
 import PlatosProto
-import PlatosRPC
+import PlatosWire
 import Testing
+
+@testable import PlatosRPC
 
 /// The client side of PING/PONG (the server side is in UnaryCallTests.swift): a client that
 /// hears nothing from its server pings it; an answered ping keeps an idle connection open, an
@@ -60,5 +63,41 @@ import Testing
         #expect(try await client.call(V1.MemoryService.get, V1.GetMemoryRequest(memoryId: "later")).id == "later")
         await pool.close()
         await server.shutdownGracefully()
+    }
+
+    /// A server that floods PINGs while it reads nothing would otherwise have the client queue
+    /// a PONG for each, without bound, behind a socket that takes no more.
+    @Test func pingsAreNotAnsweredWhileTheServerIsNotReading() throws {
+        let channel = EmbeddedChannel()
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        _ = try RPCConnection.attached(to: channel, configuration: .init(), endpoint: "embedded")
+        func ping(_ id: UInt64) throws {
+            var bytes = channel.allocator.buffer(capacity: 32)
+            try FrameEncoder.encode(V1.Frame(callId: id, kind: .ping), into: &bytes, maxFrameLength: 1 << 20)
+            try channel.writeInbound(bytes)
+        }
+        func pongs() throws -> Int {
+            channel.embeddedEventLoop.run()
+            var count = 0
+            while var bytes = try channel.readOutbound(as: ByteBuffer.self) {
+                while let frame = try FrameDecoder.decodeFrame(from: &bytes, maxFrameLength: 1 << 20) {
+                    #expect(frame.kind == .pong)
+                    count += 1
+                }
+            }
+            return count
+        }
+
+        try ping(1)
+        #expect(try pongs() == 1)
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        for id in 2...1_000 { try ping(UInt64(id)) }
+        #expect(try pongs() == 0)
+        channel.isWritable = true
+        channel.pipeline.fireChannelWritabilityChanged()
+        try ping(1_001)
+        #expect(try pongs() == 1)
+        _ = try? channel.finish()
     }
 }

@@ -87,17 +87,24 @@ public final class RPCConnection: Sendable {
         } catch {
             throw RPCError(.unavailable, "cannot connect to \(endpoint): \(error)")
         }
-        let connection = RPCConnection(channel: channel, configuration: configuration, endpoint: endpoint)
-        try await channel.eventLoop.submit {
-            let sync = channel.pipeline.syncOperations
-            // Read idleness only: watching writes too (`allTimeout`) made IdleStateHandler
-            // allocate a promise and a callback for every frame written.
-            try sync.addHandler(
-                IdleStateHandler(readTimeout: .nanoseconds(configuration.keepaliveInterval.nanoseconds)))
-            try sync.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameLength: configuration.maxFrameLength)))
-            try sync.addHandler(
-                ClientConnectionHandler(connection: connection, keepaliveTimeout: configuration.keepaliveTimeout))
+        return try await channel.eventLoop.submit {
+            try attached(to: channel, configuration: configuration, endpoint: endpoint)
         }.get()
+    }
+
+    /// A connection on a channel that is already connected; on the channel's event loop.
+    /// (Tests attach one to an `EmbeddedChannel`.)
+    static func attached(to channel: any Channel, configuration: RPCClientConfiguration, endpoint: String) throws
+        -> RPCConnection
+    {
+        let connection = RPCConnection(channel: channel, configuration: configuration, endpoint: endpoint)
+        let sync = channel.pipeline.syncOperations
+        // Read idleness only: watching writes too (`allTimeout`) made IdleStateHandler
+        // allocate a promise and a callback for every frame written.
+        try sync.addHandler(IdleStateHandler(readTimeout: .nanoseconds(configuration.keepaliveInterval.nanoseconds)))
+        try sync.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameLength: configuration.maxFrameLength)))
+        try sync.addHandler(
+            ClientConnectionHandler(connection: connection, keepaliveTimeout: configuration.keepaliveTimeout))
         return connection
     }
 
