@@ -83,6 +83,9 @@ final class FrameOutbox: Sendable {
         }
     }
 
+    /// The connection is gone: what is queued from now on is dropped.
+    var isClosed: Bool { state.withLockedValue { $0.closed } }
+
     /// Whether the channel takes writes now (as last reported by ``setWritable(_:)``).
     var isWritable: Bool { state.withLockedValue { $0.writable } }
 

@@ -36,6 +36,8 @@ final class Observations: Sendable {
 /// - `registry.watch`: streams `after_version` events numbered 1...n; throws after them when
 ///   asked to (`after_version` = 999).
 /// - `tasks.watch`: streams forever until cancelled, recording when it stops.
+/// - `memory.list`: after 300 ms, answers one memory of 3 MiB (an answer that takes a while to
+///   write).
 enum TestRouter {
     static func make(_ observations: Observations, downstream: @escaping @Sendable () -> RPCClient? = { nil })
         -> RPCRouter
@@ -82,6 +84,11 @@ enum TestRouter {
                 try await writer.send(V1.MembershipEvent(version: version))
             }
             if request.afterVersion == 999 { throw RPCError(.failedPrecondition, "the watch broke on purpose") }
+        }
+        router.register(V1.MemoryService.list) { _, _ in
+            observations.record("list.started")
+            try await Task.sleep(for: .milliseconds(300))
+            return V1.ListMemoriesResponse(items: [V1.MemoryItem(content: String(repeating: "m", count: 3 << 20))])
         }
         router.register(V1.TasksService.watch) { _, _, writer in
             var i = 0

@@ -8,9 +8,17 @@ extension Channel {
     /// ``goAwayWriteGrace`` at the latest: a peer that reads nothing would otherwise keep the
     /// write, and with it the connection and its slot, pending for good.
     func writeGoAwayAndClose(_ goAway: ByteBuffer) {
-        let forced = eventLoop.scheduleTask(in: Self.goAwayWriteGrace) { [self] in close(promise: nil) }
-        writeAndFlush(goAway).whenComplete { [self] _ in
-            forced.cancel()
+        write(goAway, promise: nil)
+        closeAfterPendingWrites(forcedAfter: Self.goAwayWriteGrace)
+    }
+
+    /// Closes once everything written so far has reached the socket (writes complete in order,
+    /// so an empty write's completion says so), or after `forcedAfter` at the latest when given.
+    /// A plain close would drop the writes still pending.
+    func closeAfterPendingWrites(forcedAfter limit: TimeAmount?) {
+        let forced = limit.map { limit in eventLoop.scheduleTask(in: limit) { [self] in close(promise: nil) } }
+        writeAndFlush(ByteBuffer()).whenComplete { [self] _ in
+            forced?.cancel()
             close(promise: nil)
         }
     }

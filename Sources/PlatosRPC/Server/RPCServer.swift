@@ -70,6 +70,10 @@ public final class RPCServer: Service, Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
+            // No half-closure: EOF from a peer means it is gone, and its calls are cancelled at
+            // once. A client that closes its socket looks the same as one that only shuts down
+            // its sending side, and serving the latter would keep every abandoned handler
+            // running to its end.
             .childChannelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture { try self.initialize(channel) }
             }
@@ -89,8 +93,18 @@ public final class RPCServer: Service, Sendable {
     var liveConnectionHandlers: Int { lifecycle.liveHandlers }
 
     private func initialize(_ channel: any Channel) throws {
-        let overLimit = state.withLockedValue { $0.connections.count >= configuration.maxConnections || $0.shutDown }
-        if overLimit {
+        let handler = ServerConnectionHandler(
+            router: router, configuration: configuration, lifecycle: lifecycle, metrics: metrics, logger: logger)
+        let id = ObjectIdentifier(channel)
+        let bound = NIOLoopBound(handler, eventLoop: channel.eventLoop)
+        // Checked and taken under one lock: a shutdown that starts between the two would not
+        // see this connection, and it would stay open, undrained, after "stopped".
+        let admitted = state.withLockedValue { state -> Bool in
+            guard state.connections.count < configuration.maxConnections, !state.shutDown else { return false }
+            state.connections[id] = (channel, bound)
+            return true
+        }
+        guard admitted else {
             let why = lifecycle.isDraining
                 ? RPCError(.unavailable, "server is shutting down")
                 : RPCError(.resourceExhausted, "server has \(configuration.maxConnections) connections, its limit")
@@ -98,8 +112,9 @@ public final class RPCServer: Service, Sendable {
             channel.writeGoAwayAndClose(FrameBytes.status(.goaway, callId: 0, why))
             return
         }
-        let handler = ServerConnectionHandler(
-            router: router, configuration: configuration, lifecycle: lifecycle, metrics: metrics, logger: logger)
+        channel.closeFuture.whenComplete { [state] _ in
+            _ = state.withLockedValue { $0.connections.removeValue(forKey: id) }
+        }
         let sync = channel.pipeline.syncOperations
         // Reads stop while the connection cannot take more writes: a peer that sends requests
         // or PINGs but never reads the answers fills its own socket, not this process's memory.
@@ -111,12 +126,6 @@ public final class RPCServer: Service, Sendable {
                     maxFrameLength: configuration.maxFrameLength,
                     partialFrameTimeout: configuration.partialFrameTimeout)))
         try sync.addHandler(handler)
-        let id = ObjectIdentifier(channel)
-        let bound = NIOLoopBound(handler, eventLoop: channel.eventLoop)
-        state.withLockedValue { $0.connections[id] = (channel, bound) }
-        channel.closeFuture.whenComplete { [state] _ in
-            _ = state.withLockedValue { $0.connections.removeValue(forKey: id) }
-        }
     }
 
     public func run() async throws {
@@ -142,7 +151,7 @@ public final class RPCServer: Service, Sendable {
             let closed = connection.channel.closeFuture
             let timer = connection.channel.eventLoop.scheduleTask(
                 in: .nanoseconds(max(0, (deadline - .now).nanoseconds))
-            ) { connection.channel.close(promise: nil) }
+            ) { connection.handler.value.abortRemainingCalls() }
             try? await closed.get()
             timer.cancel()
         }

@@ -36,6 +36,13 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private var draining = false
     /// A GOAWAY that ends the connection (a protocol error, a limit, idleness) has been sent.
     private var goingAway = false
+    /// The channel is inactive. Frames decoded from the same read as the one that closed it can
+    /// still arrive: they must start nothing, since nothing would ever cancel what they start.
+    private var closed = false
+    /// The close that waits for the last answers to be written has begun.
+    private var closing = false
+    /// A keepalive PING went out and nothing has been read since.
+    private var pingUnanswered = false
     private var context: ChannelHandlerContext?
     private var outbox: FrameOutbox?
     /// Where handler tasks run; nil for the global concurrent executor.
@@ -85,6 +92,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        closed = true
         metrics.connectionClosed()
         writeStallTimer?.cancel()
         writeStallTimer = nil
@@ -123,6 +131,10 @@ final class ServerConnectionHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
+        // After a GOAWAY that ends the connection, or once it is closed, the rest of the read
+        // is dropped.
+        guard !closed, !goingAway else { return }
+        pingUnanswered = false
         switch frame.kind {
         case .request:
             startCall(frame, context: context)
@@ -155,9 +167,22 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         }
     }
 
+    /// Read-idle with nothing in flight closes the connection. With calls in flight (a watch
+    /// stream that is quiet, a long poll) the peer is asked for a PONG instead, and a peer that
+    /// stays silent for another idle period has vanished (a host that lost power sends no FIN):
+    /// without this its calls, subscriptions and connection slot would be held for good.
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read, calls.isEmpty {
-            goAway(context: context, RPCError(.unavailable, "connection idle; closing"))
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            if calls.isEmpty {
+                goAway(context: context, RPCError(.unavailable, "connection idle; closing"))
+            } else if pingUnanswered {
+                logger.info("closing a connection whose peer answers no PING", metadata: ["peer": "\(peer)"])
+                context.close(promise: nil)
+            } else {
+                pingUnanswered = true
+                context.writeAndFlush(
+                    wrapOutboundOut(FrameBytes.status(.ping, callId: 0, RPCError(.ok, ""))), promise: nil)
+            }
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -167,20 +192,37 @@ final class ServerConnectionHandler: ChannelInboundHandler {
 
     private func startCall(_ frame: V1.Frame, context: ChannelHandlerContext) {
         let callId = frame.callId
-        if draining || lifecycle.isDraining {
+        guard callId != 0 else {
+            goAway(context: context, RPCError(.invalidArgument, "call id 0 names the connection, not a call"))
+            return
+        }
+        guard let handler = router.handler(for: frame.method) else {
+            metrics.callRejected(frame.method, .unimplemented)
+            reply(context, callId, isStream: false, RPCError(.unimplemented, "unknown method '\(frame.method)'"))
+            return
+        }
+        var isStream = false
+        if case .serverStreaming = handler { isStream = true }
+        // While draining, health.check is still answered (NOT_SERVING): that is how a load
+        // balancer learns to stop sending here.
+        if draining || lifecycle.isDraining, frame.method != V1.HealthService.check.name {
             metrics.callRejected(frame.method, .unavailable)
-            reply(context, callId, RPCError(.unavailable, "server is shutting down; retry on another connection"))
+            reply(
+                context, callId, isStream: isStream,
+                RPCError(.unavailable, "server is shutting down; retry on another connection"))
             return
         }
         guard calls[callId] == nil, !abandoned.contains(callId) else {
             metrics.callRejected(frame.method, .invalidArgument)
-            reply(context, callId, RPCError(.invalidArgument, "call id \(callId) is already in flight on this connection"))
+            reply(
+                context, callId, isStream: isStream,
+                RPCError(.invalidArgument, "call id \(callId) is already in flight on this connection"))
             return
         }
         guard calls.count + abandoned.count < configuration.maxConcurrentCallsPerConnection else {
             metrics.callRejected(frame.method, .resourceExhausted)
             reply(
-                context, callId,
+                context, callId, isStream: isStream,
                 RPCError(
                     .resourceExhausted,
                     "more than \(configuration.maxConcurrentCallsPerConnection) calls in flight on one connection"))
@@ -188,17 +230,10 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         }
         if let tooMuch = metadataOverLimits(frame.metadata) {
             metrics.callRejected(frame.method, .invalidArgument)
-            reply(context, callId, tooMuch)
-            return
-        }
-        guard let handler = router.handler(for: frame.method) else {
-            metrics.callRejected(frame.method, .unimplemented)
-            reply(context, callId, RPCError(.unimplemented, "unknown method '\(frame.method)'"))
+            reply(context, callId, isStream: isStream, tooMuch)
             return
         }
 
-        var isStream = false
-        if case .serverStreaming = handler { isStream = true }
         var call = InFlightCall(isStream: isStream)
         var deadline: ContinuousClock.Instant?
         if frame.timeoutMs > 0 {
@@ -284,24 +319,64 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         closeIfDrained(context: context)
     }
 
-    private func reply(_ context: ChannelHandlerContext, _ callId: UInt64, _ error: RPCError) {
-        context.writeAndFlush(wrapOutboundOut(FrameBytes.status(.response, callId: callId, error)), promise: nil)
+    /// Refuses a call before it starts, ending it the way its kind ends (RESPONSE or STREAM_END).
+    private func reply(_ context: ChannelHandlerContext, _ callId: UInt64, isStream: Bool, _ error: RPCError) {
+        context.writeAndFlush(
+            wrapOutboundOut(FrameBytes.status(isStream ? .streamEnd : .response, callId: callId, error)), promise: nil)
+    }
+
+    /// Ends a call in flight with `error` now, whatever its handler is doing: the handler is
+    /// cancelled, and its own last frame, when it comes, is dropped.
+    private func end(_ callId: UInt64, _ call: InFlightCall, _ error: RPCError, context: ChannelHandlerContext) {
+        call.task?.cancel()
+        call.deadlineTimer?.cancel()
+        abandoned.insert(callId)
+        context.write(
+            wrapOutboundOut(FrameBytes.status(call.isStream ? .streamEnd : .response, callId: callId, error)),
+            promise: nil)
     }
 
     // MARK: Connection
 
     /// Starts a graceful close: GOAWAY now, new calls refused, close when the last call ends.
+    /// Unary calls are let finish. Streams are ended now with UNAVAILABLE: the watches never end
+    /// by themselves, so they would hold every shutdown for its whole grace period, and each
+    /// resumes from its last position on another connection.
     func beginDrain() {
         guard let context, !draining else { return }
         draining = true
-        context.writeAndFlush(
+        context.write(
             wrapOutboundOut(FrameBytes.status(.goaway, callId: 0, RPCError(.unavailable, "server is shutting down"))),
             promise: nil)
+        for (callId, call) in calls where call.isStream {
+            calls[callId] = nil
+            end(callId, call, RPCError(.unavailable, "server is shutting down; reopen the stream from where it ended"), context: context)
+        }
+        context.flush()
         closeIfDrained(context: context)
     }
 
+    /// The end of the shutdown grace period: every call still in flight is answered UNAVAILABLE
+    /// (the client would otherwise see only the connection drop), and the connection closes once
+    /// that is written, or a moment later for a peer that is not reading.
+    func abortRemainingCalls() {
+        guard let context, !closed else { return }
+        draining = true
+        closing = true
+        for (callId, call) in calls {
+            end(callId, call, RPCError(.unavailable, "server shut down before the call finished"), context: context)
+        }
+        calls.removeAll()
+        context.channel.closeAfterPendingWrites(forcedAfter: .seconds(1))
+    }
+
+    /// Closes once draining and nothing is in flight, after what is queued has been written:
+    /// a close drops writes still pending, and those are the last calls' answers. A peer too
+    /// slow to take them meets the write-stall timer, and a shutdown its grace period.
     private func closeIfDrained(context: ChannelHandlerContext) {
-        if draining, calls.isEmpty { context.close(promise: nil) }
+        guard draining, calls.isEmpty, !closing else { return }
+        closing = true
+        context.channel.closeAfterPendingWrites(forcedAfter: nil)
     }
 
     private func goAway(context: ChannelHandlerContext, _ error: RPCError) {
@@ -380,6 +455,8 @@ struct ServerCallJob: Sendable {
                     try Task.checkCancellation()
                     await outbox.waitForRoom()
                     try Task.checkCancellation()
+                    // A closed connection's outbox drops what it is given; the stream is over.
+                    guard !outbox.isClosed else { throw CancellationError() }
                     let frame = V1.Frame(callId: callId, kind: .streamMessage, payload: message)
                     outbox.enqueue(.init(callId: callId, bytes: try FrameBytes.encode(frame, maxFrameLength: maxFrameLength), ends: false))
                 }
