@@ -30,6 +30,24 @@ import Testing
         #expect(revoked == RPCError(.unauthenticated, "invalid, expired or revoked token"))
     }
 
+    /// A token bound to a user cannot mint one that is not: that would undo its own binding.
+    @Test func aCallerActingForAUserIssuesOnlyTokensBoundToThatUser() async throws {
+        let f = try RegistryFixture()
+        let bound = f.client(V1.Principal(scope: RegistryFixture.scopeP, userId: "u1", role: .admin))
+        for other in ["", "u2"] {
+            let error = await rpcError {
+                _ = try await bound.call(V1.TokensService.issue, V1.IssueTokenRequest(role: .admin, boundUserId: other))
+            }
+            #expect(error?.code == .permissionDenied, "bound_user_id '\(other)'")
+            #expect(error?.message.contains("'u1'") == true)
+        }
+        let issued = try await bound.call(V1.TokensService.issue, V1.IssueTokenRequest(role: .admin, boundUserId: "u1"))
+        #expect(issued.token?.boundUserId == "u1")
+        // An unbound admin still issues any token.
+        let unbound = try await f.admin().call(V1.TokensService.issue, V1.IssueTokenRequest(role: .admin))
+        #expect(unbound.token?.boundUserId == "")
+    }
+
     @Test func wrongSecretsAllGetTheSameAnswer() async throws {
         let f = try RegistryFixture()
         let agent = try await f.createAgent("a")
@@ -255,11 +273,36 @@ import Testing
             try db.execute(sql: "UPDATE token SET revoked_at = 1 WHERE id = ?", arguments: [issued.token!.id])
         }
         let inTheWindow = await rpcError { _ = try await f.gateway.call(V1.AuthService.resolve, resolve) }
-        store.resolveCache.endChange()
+        store.resolveCache.endChange(changed: true)
         let after = await rpcError { _ = try await f.gateway.call(V1.AuthService.resolve, resolve) }
 
         #expect(inTheWindow?.code == .unauthenticated)
         #expect(after?.code == .unauthenticated)
+    }
+
+    /// Membership calls that change nothing (refused, or a move to where the agent already is)
+    /// keep the cached answers: only a write that changed rows may have made one wrong.
+    @Test func membershipCallsThatChangeNothingKeepTheResolveCache() async throws {
+        let f = try RegistryFixture()
+        let a = try await f.createAgent("a"), b = try await f.createAgent("b"), c = try await f.createAgent("c")
+        let cluster = try await f.admin().call(
+            V1.ClustersService.create, V1.CreateClusterRequest(name: "P", slug: "p", agentIds: [a.id, b.id]))
+        let issued = try await f.admin().call(V1.TokensService.issue, V1.IssueTokenRequest(role: .agent, agentId: a.id))
+        _ = try await f.gateway.call(V1.AuthService.resolve, V1.ResolveTokenRequest(secret: issued.secret))
+        let store = try #require(f.handlers.store as? SQLiteRegistryStore)
+        let tokenId = try #require(issued.token?.id)
+        #expect(store.resolveCache.entry(tokenId) != nil)
+
+        let refused = await rpcError {
+            _ = try await f.admin().call(V1.ClustersService.removeMember, V1.RemoveMemberRequest(clusterId: cluster.id, agentId: c.id))
+        }
+        #expect(refused?.code == .failedPrecondition)
+        _ = try await f.admin().call(V1.ClustersService.moveMember, V1.MoveMemberRequest(agentId: a.id, toClusterId: cluster.id))
+        #expect(store.resolveCache.entry(tokenId) != nil)
+
+        // A change does clear it.
+        _ = try await f.admin().call(V1.ClustersService.addMember, V1.AddMemberRequest(clusterId: cluster.id, agentId: c.id))
+        #expect(store.resolveCache.entry(tokenId) == nil)
     }
 
     /// A watcher ahead of the registry's history (restored from a backup) is told so, with the

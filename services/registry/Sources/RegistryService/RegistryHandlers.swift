@@ -161,6 +161,14 @@ public struct RegistryHandlers: Sendable {
             }
             try RegistryValidation.text(request.boundUserId, field: "bound_user_id", max: 256)
             try RegistryValidation.text(request.description, field: "description", max: 1024)
+            // A caller acting for one user (an admin token bound to it, or `x-platos-user`) may
+            // not mint a token that reaches further: an unbound token, or one bound to someone
+            // else, would undo the binding of its own.
+            if !caller.userId.isEmpty, request.boundUserId != caller.userId {
+                throw RPCError(
+                    .permissionDenied,
+                    "this caller acts for user '\(caller.userId)' and may only issue tokens bound to that user (bound_user_id)")
+            }
             return try await store.issueToken(request, scope: caller.scope)
         }
         router.register(V1.TokensService.revoke) { request, caller in

@@ -57,13 +57,15 @@ final class ResolveCache: Sendable {
         }
     }
 
-    /// After that write has committed or failed: drops every entry, and whatever a read that
-    /// overlapped the write would store.
-    func endChange() {
+    /// After that write has committed or failed: drops whatever a read that overlapped the write
+    /// would store and, when the write `changed` rows, every entry. A write that failed or found
+    /// nothing to do (a refused or no-op membership call) leaves the answers as they were: else
+    /// any admin's failing calls would empty every tenant's cache.
+    func endChange(changed: Bool) {
         state.withLockedValue { state in
             state.changesInFlight -= 1
             state.generation &+= 1
-            state.entries.removeAll(keepingCapacity: true)
+            if changed { state.entries.removeAll(keepingCapacity: true) }
         }
     }
 }

@@ -21,8 +21,19 @@ final class SQLiteRegistryStore: RegistryStore {
     /// (see ``ResolveCache``), so a gateway that hears of the change resolves afresh.
     func writeChangingResolutions<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         resolveCache.beginChange()
-        defer { resolveCache.endChange() }
-        return try await database.write(body)
+        do {
+            // A body that throws leaves nothing behind: its batch is rolled back and run again.
+            let (result, changed) = try await database.write { db in
+                let before = db.totalChangesCount
+                let result = try body(db)
+                return (result, db.totalChangesCount != before)
+            }
+            resolveCache.endChange(changed: changed)
+            return result
+        } catch {
+            resolveCache.endChange(changed: false)
+            throw error
+        }
     }
 
     /// After such a write: wakes the watchers, which send its events from the table.
