@@ -25,8 +25,13 @@ deps:
 	done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
-		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+		SUDO=""; \
+		if [ "$$(id -u)" != 0 ]; then \
+			command -v sudo >/dev/null || { echo "missing:$$missing; run as root, or install sudo" >&2; exit 1; }; \
+			SUDO=sudo; \
+		fi; \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
 build: deps

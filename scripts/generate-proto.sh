@@ -63,7 +63,8 @@ table() { # type, kind, entries
     table ProtobufCServiceDescriptor service "$services"
 } > "$c_target/descriptor_table.c"
 
-swift build ${SWIFT_BUILD_FLAGS:-} --product platos-protogen >/dev/null
-"$(swift build ${SWIFT_BUILD_FLAGS:-} --show-bin-path)/platos-protogen" \
+swift=${SWIFT:-swift}
+"$swift" build ${SWIFT_BUILD_FLAGS:-} --product platos-protogen >/dev/null
+"$("$swift" build ${SWIFT_BUILD_FLAGS:-} --show-bin-path)/platos-protogen" \
     --proto-dir proto/platos/v1 --out Sources/PlatosProto/Generated
 echo "generated: $(echo "$messages" | wc -w) messages, $(echo "$enums" | wc -w) enums, $(echo "$services" | wc -w) services"

@@ -11,13 +11,15 @@ import Testing
     final class DevProcess: @unchecked Sendable {
         // @unchecked: `process` is used through its thread-safe API; `lines` is Sendable.
         let process = Process()
-        let dataDir = ServiceProcess.temporaryDataDirectory()
+        let dataDir: String
         private let lines = OutputLines()
         private(set) var gateway = ""
 
-        init() async throws {
+        /// `platos dev` on a new data directory, or again on `dataDir`, with `extraArguments`.
+        init(dataDir: String = ServiceProcess.temporaryDataDirectory(), extraArguments: [String] = []) async throws {
+            self.dataDir = dataDir
             process.executableURL = ServiceProcess.binDirectory.appendingPathComponent("platos")
-            process.arguments = ["dev", "--free-ports", "--data-dir", dataDir]
+            process.arguments = ["dev", "--free-ports", "--data-dir", dataDir] + extraArguments
             var environment = ProcessInfo.processInfo.environment
             environment["PLATOS_LOG_LEVEL"] = "warning"
             process.environment = environment
@@ -212,6 +214,23 @@ import Testing
             let state = stat[endOfName...].dropFirst(2).first
         else { return false }
         return state != "Z" && state != "X"
+    }
+
+    /// A second run on the same data directory for another scope gets an admin token of that
+    /// scope: the first run's token would not reach it.
+    @Test func aRunForAnotherScopeGetsThatScopesAdminToken() async throws {
+        let first = try await DevProcess()
+        _ = try first.json(["agents", "create", "--slug", "in-demo", "--name", "In demo"])
+        #expect(await first.interrupt() == 0)
+
+        let second = try await DevProcess(dataDir: first.dataDir, extraArguments: ["--org", "acme"])
+        let created = try second.json(["agents", "create", "--slug", "in-acme", "--name", "In acme"])
+        #expect(Self.string(created["slug"]) == "in-acme")
+        // Its token sees acme's agents, not demo's.
+        let listed = try second.json(["agents", "list"])
+        guard case .array(let agents)? = listed["agents"] else { Issue.record("no agents listed: \(listed)"); return }
+        #expect(agents.compactMap { Self.string($0["slug"]) } == ["in-acme"])
+        #expect(await second.interrupt() == 0)
     }
 
     /// A child that dies is reported and restarted on the same port; the gateway reaches it again.

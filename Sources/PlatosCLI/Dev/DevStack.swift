@@ -39,6 +39,9 @@ actor DevStack {
 
     var logDir: String { "\(settings.dataDir)/logs" }
     var adminTokenPath: String { "\(settings.dataDir)/admin.token" }
+    /// The scope the admin token was issued for, `org/project/env`.
+    var adminTokenScopePath: String { "\(settings.dataDir)/admin.token.scope" }
+    private var scopeName: String { "\(settings.scope.org)/\(settings.scope.project)/\(settings.scope.env)" }
 
     /// Creates the data directory and the demo scope's admin token (first run only), then starts
     /// the services one by one, each only once the ones it needs answer `health.check`.
@@ -132,9 +135,12 @@ actor DevStack {
 
     /// The first run of a data directory creates the demo scope's bootstrap admin token (through
     /// `platos-registry issue-admin-token`, which writes the registry database directly); later
-    /// runs reuse it.
+    /// runs reuse it, unless they were asked for another scope (`--org/--project/--env`), which
+    /// that token does not reach.
     private func ensureAdminToken() throws {
-        if let token = try? adminToken(), !token.isEmpty { return }
+        let issuedFor = (try? String(contentsOfFile: adminTokenScopePath, encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        if let token = try? adminToken(), !token.isEmpty, issuedFor == nil || issuedFor == scopeName { return }
         let issue = Process()
         issue.executableURL = settings.binDir.appendingPathComponent("platos-registry")
         issue.arguments = [
@@ -151,6 +157,7 @@ actor DevStack {
             throw DevStackError("platos-registry issue-admin-token failed (exit \(issue.terminationStatus))")
         }
         _ = FileManager.default.createFile(atPath: adminTokenPath, contents: Data((secret + "\n").utf8), attributes: [.posixPermissions: 0o600])
+        _ = FileManager.default.createFile(atPath: adminTokenScopePath, contents: Data((scopeName + "\n").utf8))
     }
 
     // MARK: - Supervision
@@ -171,7 +178,9 @@ actor DevStack {
             try await waitUntilServing(service)
             Self.say("platos-\(service.rawValue) is back at \(endpoints.rpc[service]!.description) (pid \(child.pid))")
         } catch {
-            Self.say("platos-\(service.rawValue) did not come back: \(error)")
+            // A child that hangs in start-up would never exit, so nothing would retry it.
+            Self.say("platos-\(service.rawValue) did not come back: \(error); killing it to try again")
+            child.killCurrentRun()
         }
     }
 

@@ -15,6 +15,8 @@ final class SupervisedProcess: Sendable {
         var partialLine = ""
         /// Set once `stop()` has asked the child to go, so its exit is not a crash.
         var stopping = false
+        /// Set by `stop()` for good: a restart racing it must not launch a child nobody stops.
+        var retired = false
         var startedAt = ContinuousClock.now
     }
     private let state = Mutex(State())
@@ -54,7 +56,8 @@ final class SupervisedProcess: Sendable {
         // ParentWatch).
         environment["PLATOS_PARENT_PID"] = String(getpid())
         process.environment = environment
-        state.withLock {
+        try state.withLock {
+            guard !$0.retired else { throw DevStackError("\(displayName) was stopped; not starting it again") }
             if let arguments { $0.arguments = arguments }
             process.arguments = $0.arguments
             $0.output = []
@@ -102,6 +105,7 @@ final class SupervisedProcess: Sendable {
     func stop(grace: Duration = .seconds(15)) async -> Int32? {
         guard let process = state.withLock({ state -> Process? in
             state.stopping = true
+            state.retired = true
             return state.process
         }), process.processIdentifier > 0 else { return nil }
         if process.isRunning { kill(process.processIdentifier, SIGTERM) }
@@ -114,6 +118,13 @@ final class SupervisedProcess: Sendable {
             process.waitUntilExit()
         }
         return process.terminationReason == .exit ? process.terminationStatus : 128 + process.terminationStatus
+    }
+
+    /// SIGKILLs the current run if it is still there (a restart that hung in start-up); its exit
+    /// then counts as a crash, and the supervisor's backoff takes it from there.
+    func killCurrentRun() {
+        guard let process = state.withLock({ $0.process }), process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
     }
 
     static func describeExit(_ process: Process) -> String {
