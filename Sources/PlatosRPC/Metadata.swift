@@ -38,4 +38,6 @@ public enum MetadataKey {
     public static let retryAfterMs = "retry-after-ms"
     /// On OUT_OF_RANGE from `registry.watch`: the newest membership version, to watch from.
     public static let currentVersion = "current-version"
+    /// On ALREADY_EXISTS from a retried `tokens.issue`: the token the first call issued.
+    public static let tokenId = "token-id"
 }

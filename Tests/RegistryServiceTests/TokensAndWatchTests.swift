@@ -48,6 +48,23 @@ import Testing
         #expect(unbound.token?.boundUserId == "")
     }
 
+    /// A retried issue creates no second live credential: the first secret cannot be shown
+    /// again, so the retry names the token to revoke.
+    @Test func aRetriedIssueWithItsKeyIssuesNothingAndNamesTheFirstToken() async throws {
+        let f = try RegistryFixture()
+        let request = V1.IssueTokenRequest(role: .admin, description: "ci", idempotencyKey: "issue-1")
+        let first = try await f.admin().call(V1.TokensService.issue, request)
+        let retry = await rpcError { _ = try await f.admin().call(V1.TokensService.issue, request) }
+        #expect(retry?.code == .alreadyExists)
+        #expect(retry?.details[MetadataKey.tokenId] == first.token?.id)
+        #expect(retry?.message.contains("tokens.revoke") == true)
+        let listed = try await f.admin().call(V1.TokensService.list, V1.ListTokensRequest())
+        #expect(listed.tokens.map(\.id) == [first.token!.id])
+        // Keys belong to their scope.
+        let elsewhere = try await f.admin(RegistryFixture.scopeQ).call(V1.TokensService.issue, request)
+        #expect(elsewhere.token?.id != first.token?.id)
+    }
+
     @Test func wrongSecretsAllGetTheSameAnswer() async throws {
         let f = try RegistryFixture()
         let agent = try await f.createAgent("a")

@@ -967,6 +967,7 @@ extension V1 {
         public var boundUserId: String
         public var description: String
         public var ttlSeconds: Int64
+        public var idempotencyKey: String
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.IssueTokenRequest")
 
@@ -976,6 +977,7 @@ extension V1 {
             boundUserId = ""
             description = ""
             ttlSeconds = 0
+            idempotencyKey = ""
         }
 
         public init(
@@ -983,13 +985,15 @@ extension V1 {
             agentId: String = "",
             boundUserId: String = "",
             description: String = "",
-            ttlSeconds: Int64 = 0
+            ttlSeconds: Int64 = 0,
+            idempotencyKey: String = ""
         ) {
             self.role = role
             self.agentId = agentId
             self.boundUserId = boundUserId
             self.description = description
             self.ttlSeconds = ttlSeconds
+            self.idempotencyKey = idempotencyKey
         }
 
         @inlinable
@@ -999,7 +1003,8 @@ extension V1 {
                 agentId: try decoder.decode(String.self, field: 1),
                 boundUserId: try decoder.decode(String.self, field: 2),
                 description: try decoder.decode(String.self, field: 3),
-                ttlSeconds: try decoder.decode(Int64.self, field: 4)
+                ttlSeconds: try decoder.decode(Int64.self, field: 4),
+                idempotencyKey: try decoder.decode(String.self, field: 5)
             )
         }
 
@@ -1010,6 +1015,7 @@ extension V1 {
             try visitor.visit(boundUserId, field: 2)
             try visitor.visit(description, field: 3)
             try visitor.visit(ttlSeconds, field: 4)
+            try visitor.visit(idempotencyKey, field: 5)
         }
     }
 }

@@ -3205,7 +3205,7 @@ const ProtobufCMessageDescriptor platos__v1__token_info__descriptor =
   (ProtobufCMessageInit) platos__v1__token_info__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor platos__v1__issue_token_request__field_descriptors[5] =
+static const ProtobufCFieldDescriptor platos__v1__issue_token_request__field_descriptors[6] =
 {
   {
     "role",
@@ -3267,18 +3267,31 @@ static const ProtobufCFieldDescriptor platos__v1__issue_token_request__field_des
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "idempotency_key",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Platos__V1__IssueTokenRequest, idempotency_key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned platos__v1__issue_token_request__field_indices_by_name[] = {
   1,   /* field[1] = agent_id */
   2,   /* field[2] = bound_user_id */
   3,   /* field[3] = description */
+  5,   /* field[5] = idempotency_key */
   0,   /* field[0] = role */
   4,   /* field[4] = ttl_seconds */
 };
 static const ProtobufCIntRange platos__v1__issue_token_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor platos__v1__issue_token_request__descriptor =
 {
@@ -3288,7 +3301,7 @@ const ProtobufCMessageDescriptor platos__v1__issue_token_request__descriptor =
   "Platos__V1__IssueTokenRequest",
   "platos.v1",
   sizeof(Platos__V1__IssueTokenRequest),
-  5,
+  6,
   platos__v1__issue_token_request__field_descriptors,
   platos__v1__issue_token_request__field_indices_by_name,
   1,  platos__v1__issue_token_request__number_ranges,

@@ -161,6 +161,7 @@ public struct RegistryHandlers: Sendable {
             }
             try RegistryValidation.text(request.boundUserId, field: "bound_user_id", max: 256)
             try RegistryValidation.text(request.description, field: "description", max: 1024)
+            try RegistryValidation.idempotencyKey(request.idempotencyKey)
             // A caller acting for one user (an admin token bound to it, or `x-platos-user`) may
             // not mint a token that reaches further: an unbound token, or one bound to someone
             // else, would undo the binding of its own.

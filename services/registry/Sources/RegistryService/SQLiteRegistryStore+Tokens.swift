@@ -10,7 +10,15 @@ extension SQLiteRegistryStore {
         let now = RegistryRows.nowMs()
         let expires = request.ttlSeconds > 0 ? now + request.ttlSeconds * 1000 : 0
         let info = try await database.write { db -> V1.TokenInfo in
+            if let first = try Self.idempotentResult(db, scope, "tokens.issue", request.idempotencyKey) {
+                throw RPCError(
+                    .alreadyExists,
+                    "idempotency_key '\(request.idempotencyKey)' already issued token '\(first)', whose secret was shown once; "
+                        + "if that answer was lost, revoke the token (tokens.revoke) and issue a new one",
+                    details: [MetadataKey.tokenId: first])
+            }
             if request.role == .agent { _ = try Self.agent(db, request.agentId, scope) }
+            try Self.rememberIdempotent(db, scope, "tokens.issue", request.idempotencyKey, id)
             try db.execute(
                 sql: """
                     INSERT INTO token (id, org, project, env, role, agent_id, bound_user_id, description, secret_hash,

@@ -438,10 +438,16 @@ struct  Platos__V1__IssueTokenRequest
    * 0 for a token that does not expire.
    */
   int64_t ttl_seconds;
+  /*
+   * A retry with the same key issues nothing: its secret was shown once, to the first call, and
+   * only its hash is kept, so the retry is ALREADY_EXISTS naming the token (detail `token-id`)
+   * for the caller to revoke and issue again if that first answer was lost.
+   */
+  char *idempotency_key;
 };
 #define PLATOS__V1__ISSUE_TOKEN_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&platos__v1__issue_token_request__descriptor) \
-    , PLATOS__V1__ROLE__ROLE_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0 }
+    , PLATOS__V1__ROLE__ROLE_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
 
 
 struct  Platos__V1__IssueTokenResponse
