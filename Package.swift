@@ -269,7 +269,7 @@ let package = Package(
         .testTarget(
             name: "PlatosRPCTests",
             dependencies: [
-                "PlatosRPC", "PlatosProto", "PlatosWire",
+                "PlatosRPC", "PlatosProto", "PlatosWire", "PlatosTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -294,10 +294,11 @@ let package = Package(
             dependencies: ["PlatosStorage", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
-        // Helpers shared by test targets: a raw HTTP client, a Prometheus text reader.
+        // Helpers shared by test targets: a raw HTTP client, a Prometheus text reader, a raw socket.
         .target(
             name: "PlatosTestSupport",
             dependencies: [
+                "PlatosProto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

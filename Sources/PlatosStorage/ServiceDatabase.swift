@@ -47,6 +47,12 @@ public final class ServiceDatabase: Sendable {
             try db.execute(sql: "PRAGMA wal_autocheckpoint = \(Self.fallbackCheckpointPages)")
         }
         let pool = try DatabasePool(path: path, configuration: configuration)
+        // Again on the writer: GRDB switches a new pool's writer to WAL after `prepareDatabase`
+        // ran, and sets it to NORMAL while doing so, so FULL would otherwise never apply to the
+        // one connection that commits.
+        try pool.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = \(synchronous.rawValue)")
+        }
         var migrator = DatabaseMigrator()
         migrations(&migrator)
         try migrator.migrate(pool)

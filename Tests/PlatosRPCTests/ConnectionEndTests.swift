@@ -1,5 +1,6 @@
 import Foundation
 import PlatosProto
+import PlatosTestSupport
 import Testing
 
 @testable import PlatosRPC
@@ -115,12 +116,14 @@ import Testing
         let observations = Observations()
         let (server, port) = try await startServer(TestRouter.make(observations))
         let socket = try RawSocket(port: port)
-        socket.send(Self.request(1, "memory.recall", try V1.RecallRequest(limit: 1_000).serializedBytes()))
+        // Long enough that the connection is still draining, whatever the machine's load.
+        socket.send(Self.request(1, "memory.recall", try V1.RecallRequest(limit: 5_000).serializedBytes()))
         #expect(await observations.wait(for: "recall.started"))
         let shutdown = Task { await server.shutdownGracefully() }
         _ = await socket.read(until: { $0.contains { $0.kind == .goaway } })
         socket.send(Self.request(2, "health.check") + Self.request(3, "memory.get"))
-        let frames = RawSocket.frames(await socket.read(until: { $0.count >= 2 }).bytes)
+        let frames = RawSocket.frames(
+            await socket.read(until: { frames in [2, 3].allSatisfy { id in frames.contains { $0.callId == id } } }).bytes)
         let health = try #require(frames.first { $0.callId == 2 })
         #expect(health.status?.code == .ok)
         #expect(try V1.HealthCheckResponse(serializedBytes: health.payload).status == .notServing)
@@ -156,14 +159,37 @@ import Testing
         await server.shutdownGracefully()
     }
 
-    /// The client answers those PINGs, so a call longer than several idle periods completes.
+    /// The client answers those PINGs, so a call longer than several idle periods completes, on
+    /// the connection it started on (a retry on a new one would hide a wrong disconnect).
     @Test func aLiveClientKeepsALongCallAliveThroughIdlePeriods() async throws {
         let (server, port) = try await startServer(TestRouter.make(Observations())) {
-            $0.idleTimeout = .milliseconds(100)
+            $0.idleTimeout = .milliseconds(500)
         }
         let (client, pool) = client(port)
-        _ = try await client.call(V1.MemoryService.recall, V1.RecallRequest(limit: 1_000))
+        let connection = try await pool.connection()
+        _ = try await client.call(V1.MemoryService.recall, V1.RecallRequest(limit: 3_000))
+        #expect(connection.isUsable)
+        #expect(try await pool.connection() === connection)
         await pool.close()
         await server.shutdownGracefully()
+    }
+
+    /// Peers that stopped reading do not make a shutdown wait a moment more per connection: every
+    /// connection's grace period ends at the same time.
+    @Test func connectionsStuckOnUnreadAnswersEndTogetherAtTheGracePeriod() async throws {
+        let observations = Observations()
+        let (server, port) = try await startServer(TestRouter.make(observations)) {
+            $0.shutdownGracePeriod = .milliseconds(300)
+        }
+        let sockets = try (1...5).map { _ in try RawSocket(port: port, receiveBuffer: 4096) }
+        for socket in sockets { socket.send(Self.request(1, "memory.list")) }
+        // The answers are being written (and stuck) before the shutdown starts.
+        #expect(await observations.wait(for: "list.finished", count: 5))
+        let started = ContinuousClock.now
+        await server.shutdownGracefully()
+        // 0.3 s of grace and at most 1 s to give up on the unread writes; one after another
+        // the five would take over 5 s.
+        #expect(ContinuousClock.now - started < .seconds(4))
+        withExtendedLifetime(sockets) {}
     }
 }

@@ -1,4 +1,5 @@
 import PlatosProto
+import PlatosTestSupport
 import Testing
 
 @testable import PlatosRPC

@@ -2,6 +2,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import PlatosProto
 @testable import PlatosRPC
+import PlatosTestSupport
 import Testing
 
 /// Abuse of a server must not disturb a well-behaved client on another connection.

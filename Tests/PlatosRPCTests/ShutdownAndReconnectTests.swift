@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import PlatosProto
 import PlatosRPC
+import PlatosTestSupport
 import ServiceLifecycle
 import Synchronization
 import Testing

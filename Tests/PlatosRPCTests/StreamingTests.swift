@@ -1,5 +1,6 @@
 import PlatosProto
 import PlatosRPC
+import PlatosTestSupport
 import Testing
 
 @Suite struct StreamingTests {

@@ -1,6 +1,7 @@
 import NIOConcurrencyHelpers
 import PlatosProto
 import PlatosRPC
+import PlatosTestSupport
 import Testing
 
 @Suite struct UnaryCallTests {

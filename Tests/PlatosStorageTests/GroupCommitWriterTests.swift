@@ -6,9 +6,9 @@ import Synchronization
 import Testing
 
 @Suite struct GroupCommitWriterTests {
-    static func database() throws -> ServiceDatabase {
+    static func database(synchronous: SynchronousMode = .normal) throws -> ServiceDatabase {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("gc-\(UUID().uuidString)/t.sqlite").path
-        return try ServiceDatabase.open(path: path, label: "test") { migrator in
+        return try ServiceDatabase.open(path: path, synchronous: synchronous, label: "test") { migrator in
             migrator.registerMigration("v1") { db in
                 try db.execute(sql: "CREATE TABLE item (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)")
             }
@@ -162,6 +162,15 @@ import Testing
         // Visible to a reader as soon as the write returned.
         let name = try await db.read { try String.fetchOne($0, sql: "SELECT name FROM item WHERE id = ?", arguments: [id]) }
         #expect(name == "a")
+    }
+
+    /// The mode asked for is the one the committing connection runs with (SQLite's numbers:
+    /// NORMAL 1, FULL 2), readers too.
+    @Test(arguments: [(SynchronousMode.normal, 1), (.full, 2)])
+    func theSynchronousModeAppliesToTheWriter(mode: SynchronousMode, expected: Int) async throws {
+        let db = try Self.database(synchronous: mode)
+        #expect(try await db.write { try Int.fetchOne($0, sql: "PRAGMA synchronous") } == expected)
+        #expect(try await db.read { try Int.fetchOne($0, sql: "PRAGMA synchronous") } == expected)
     }
 
     @Test func walModeIsOn() async throws {

@@ -146,15 +146,14 @@ public final class RPCServer: Service, Sendable {
         for connection in connections {
             connection.channel.eventLoop.execute { connection.handler.value.beginDrain() }
         }
-        let deadline = ContinuousClock.now + configuration.shutdownGracePeriod
-        for connection in connections {
-            let closed = connection.channel.closeFuture
-            let timer = connection.channel.eventLoop.scheduleTask(
-                in: .nanoseconds(max(0, (deadline - .now).nanoseconds))
-            ) { connection.handler.value.abortRemainingCalls() }
-            try? await closed.get()
-            timer.cancel()
+        // Every connection's timer first: awaited one by one, a connection still closing would
+        // delay the next one's end of grace.
+        let grace = TimeAmount.nanoseconds(configuration.shutdownGracePeriod.nanoseconds)
+        let timers = connections.map { connection in
+            connection.channel.eventLoop.scheduleTask(in: grace) { connection.handler.value.abortRemainingCalls() }
         }
+        for connection in connections { try? await connection.channel.closeFuture.get() }
+        for timer in timers { timer.cancel() }
         logger.info("stopped", metadata: ["server": "\(configuration.serverName)"])
     }
 }

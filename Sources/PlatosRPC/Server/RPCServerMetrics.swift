@@ -11,7 +11,9 @@ import Synchronization
 /// - `rpc_server_call_duration_seconds{server,method}`: handler latency histogram;
 /// - `rpc_server_calls_in_flight{server}`, `rpc_server_connections{server}`: gauges;
 /// - `rpc_server_events_total{server,event,code}`: rejections, cancellations, deadlines, GOAWAYs,
-///   connections closed because their peer stopped reading (`write_stall`).
+///   connections closed because their peer stopped reading (`write_stall`) or answered no PING
+///   (`ping_timeout`), calls the server ended at a shutdown (`shutdown`: streams at its start,
+///   every call left at the end of its grace period).
 final class RPCServerMetrics: Sendable {
     private let label: String
     private let inFlight: Gauge
@@ -80,6 +82,11 @@ final class RPCServerMetrics: Sendable {
     func deadlineExceeded() { error("deadline", .deadlineExceeded) }
     func goAway(_ code: RPCError.Code) { error("goaway", code) }
     func writeStalled() { error("write_stall", .unavailable) }
+    func pingTimedOut() { error("ping_timeout", .unavailable) }
+    func endedByShutdown() {
+        error("shutdown", .unavailable)
+        countError(.unavailable)
+    }
 
     private func error(_ kind: String, _ code: RPCError.Code) {
         let key = "\(kind)|\(code)"

@@ -177,6 +177,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
                 goAway(context: context, RPCError(.unavailable, "connection idle; closing"))
             } else if pingUnanswered {
                 logger.info("closing a connection whose peer answers no PING", metadata: ["peer": "\(peer)"])
+                metrics.pingTimedOut()
                 context.close(promise: nil)
             } else {
                 pingUnanswered = true
@@ -328,6 +329,9 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     /// Ends a call in flight with `error` now, whatever its handler is doing: the handler is
     /// cancelled, and its own last frame, when it comes, is dropped.
     private func end(_ callId: UInt64, _ call: InFlightCall, _ error: RPCError, context: ChannelHandlerContext) {
+        // The handler's own record of the call says CANCELLED (it was cancelled); this is what
+        // the client was told.
+        metrics.endedByShutdown()
         call.task?.cancel()
         call.deadlineTimer?.cancel()
         abandoned.insert(callId)
