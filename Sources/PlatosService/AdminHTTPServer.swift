@@ -14,7 +14,10 @@ import ServiceLifecycle
 ///
 /// HTTP/1.1 with keep-alive. Requests are bounded (16 KiB of headers, no body beyond 4 KiB);
 /// a malformed or oversized request gets a 4xx and the connection is closed, and a connection
-/// idle for 30 s is closed.
+/// idle for 30 s is closed. At most ``maxConnections`` are open at once (the port is for
+/// scrapers and probes, not crowds: more would only hold file descriptors the RPC server needs),
+/// and a connection is answered only while it takes writes, so a client that pipelines requests
+/// and reads nothing holds one answer, not one per request.
 ///
 /// As a swift-service-lifecycle `Service`, `run()` serves until the group's graceful shutdown.
 public final class AdminHTTPServer: Service, Sendable {
@@ -25,6 +28,8 @@ public final class AdminHTTPServer: Service, Sendable {
     private let group: any EventLoopGroup
     private let logger: Logger
     private let channel = NIOLockedValueBox<(any Channel)?>(nil)
+    public let maxConnections: Int
+    private let openConnections = NIOLockedValueBox(0)
 
     static let maxBodyBytes = 4096
     static let idleTimeout = TimeAmount.seconds(30)
@@ -33,6 +38,7 @@ public final class AdminHTTPServer: Service, Sendable {
     public init(
         host: String, port: Int, registry: PrometheusCollectorRegistry,
         isServing: @escaping @Sendable () -> Bool,
+        maxConnections: Int = 64,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "platos.admin")
     ) {
@@ -40,8 +46,26 @@ public final class AdminHTTPServer: Service, Sendable {
         self.requestedPort = port
         self.registry = registry
         self.isServing = isServing
+        self.maxConnections = maxConnections
         self.group = group
         self.logger = logger
+    }
+
+    /// The handlers of one admin connection (tests configure an `EmbeddedChannel` with it).
+    static func configure(
+        _ channel: any Channel, registry: PrometheusCollectorRegistry, isServing: @escaping @Sendable () -> Bool
+    ) throws {
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderFieldSize = 8 * 1024
+        limits.maxHeaderListSize = 16 * 1024
+        limits.maxHeaderFieldCount = 100
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(IdleStateHandler(readTimeout: AdminHTTPServer.idleTimeout))
+        try sync.configureHTTPServerPipeline(
+            withPipeliningAssistance: true, withErrorHandling: true,
+            withOutboundHeaderValidation: true, withEncoderConfiguration: .init(),
+            withDecoderLimitConfiguration: limits)
+        try sync.addHandler(AdminHTTPHandler(registry: registry, isServing: isServing))
     }
 
     /// Binds and starts accepting. Returns the bound address (the real port when 0 was asked for).
@@ -50,22 +74,20 @@ public final class AdminHTTPServer: Service, Sendable {
         if let existing = channel.withLockedValue({ $0 }) { return existing.localAddress! }
         let registry = self.registry
         let isServing = self.isServing
+        let (openConnections, maxConnections) = (self.openConnections, self.maxConnections)
         let bound = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    var limits = NIOHTTPDecoderLimitConfiguration()
-                    limits.maxHeaderFieldSize = 8 * 1024
-                    limits.maxHeaderListSize = 16 * 1024
-                    limits.maxHeaderFieldCount = 100
-                    let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(IdleStateHandler(readTimeout: AdminHTTPServer.idleTimeout))
-                    try sync.configureHTTPServerPipeline(
-                        withPipeliningAssistance: true, withErrorHandling: true,
-                        withOutboundHeaderValidation: true, withEncoderConfiguration: .init(),
-                        withDecoderLimitConfiguration: limits)
-                    try sync.addHandler(AdminHTTPHandler(registry: registry, isServing: isServing))
+                let admitted = openConnections.withLockedValue { open in
+                    guard open < maxConnections else { return false }
+                    open += 1
+                    return true
+                }
+                guard admitted else { return channel.close() }
+                channel.closeFuture.whenComplete { _ in openConnections.withLockedValue { $0 -= 1 } }
+                return channel.eventLoop.makeCompletedFuture {
+                    try AdminHTTPServer.configure(channel, registry: registry, isServing: isServing)
                 }
             }
             .bind(host: host, port: requestedPort)
@@ -100,6 +122,9 @@ final class AdminHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let registry: PrometheusCollectorRegistry
     private let isServing: @Sendable () -> Bool
     private var request: HTTPRequestHead?
+    /// A request read in full while the connection took no writes: answered once it does. The
+    /// pipelining handler holds back the requests behind it and stops reading meanwhile.
+    private var waiting: HTTPRequestHead?
     private var bodyBytes = 0
     /// Set once a response ended the connection early (oversized body): the rest is ignored.
     private var closing = false
@@ -129,8 +154,20 @@ final class AdminHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .end:
             guard let head = request else { return }
             request = nil
+            if context.channel.isWritable {
+                route(context, head)
+            } else {
+                waiting = head
+            }
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, let head = waiting {
+            waiting = nil
             route(context, head)
         }
+        context.fireChannelWritabilityChanged()
     }
 
     private func route(_ context: ChannelHandlerContext, _ head: HTTPRequestHead) {

@@ -1,6 +1,8 @@
 import Foundation
 import NIOConcurrencyHelpers
-import PlatosService
+import NIOCore
+import NIOEmbedded
+@testable import PlatosService
 import PlatosTestSupport
 import Prometheus
 import Testing
@@ -112,6 +114,46 @@ import Testing
             // The server still answers.
             #expect(try await HTTPTestClient.request("/healthz", port: fixture.port).status == 200)
         }
+    }
+
+    /// A client that pipelines requests and reads no answer: once its connection takes no more
+    /// writes, nothing more is answered (or read), so its answers cannot pile up in memory.
+    @Test func pipelinedRequestsWaitWhileTheConnectionTakesNoWrites() throws {
+        let channel = EmbeddedChannel()
+        try AdminHTTPServer.configure(channel, registry: PrometheusCollectorRegistry(), isServing: { true })
+        func answers() throws -> Int {
+            var text = ""
+            while let bytes = try channel.readOutbound(as: ByteBuffer.self) { text += String(buffer: bytes) }
+            return text.components(separatedBy: "HTTP/1.1 200 OK").count - 1
+        }
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        try channel.writeInbound(ByteBuffer(string: String(repeating: "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", count: 100)))
+        #expect(try answers() == 0)
+        channel.isWritable = true
+        channel.pipeline.fireChannelWritabilityChanged()
+        #expect(try answers() == 100)
+        _ = try? channel.finish()
+    }
+
+    /// Connections beyond the limit are closed as they open; those within it are served.
+    @Test func connectionsBeyondTheLimitAreClosed() async throws {
+        let registry = PrometheusCollectorRegistry()
+        let server = AdminHTTPServer(host: "127.0.0.1", port: 0, registry: registry, isServing: { true }, maxConnections: 2)
+        let port = try await server.start().port!
+        let held = try (0..<2).map { _ in try RawSocket(port: port) }
+        // The first two are accepted before the third arrives: each answers a request.
+        for socket in held {
+            socket.send(Array("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+            let answer = await socket.read(untilBytes: { String(decoding: $0, as: UTF8.self).hasSuffix("ok\n") })
+            #expect(String(decoding: answer.bytes, as: UTF8.self).hasPrefix("HTTP/1.1 200"))
+        }
+        let extra = try RawSocket(port: port)
+        let (bytes, closed) = await extra.readToEOF()
+        #expect(closed)
+        #expect(bytes.isEmpty)
+        withExtendedLifetime(held) {}
+        await server.close()
     }
 
     @Test func closeStopsAccepting() async throws {

@@ -66,6 +66,11 @@ public final class RawSocket {
 
     /// Reads until `done` holds for the frames received so far, the peer closes, or 5 s pass.
     public func read(until done: @escaping @Sendable ([V1.Frame]) -> Bool) async -> (bytes: [UInt8], closed: Bool) {
+        await read(untilBytes: { done(RawSocket.frames($0)) })
+    }
+
+    /// Reads until `done` holds for the bytes received so far, the peer closes, or 5 s pass.
+    public func read(untilBytes done: @escaping @Sendable ([UInt8]) -> Bool) async -> (bytes: [UInt8], closed: Bool) {
         let fd = self.fd
         return await withCheckedContinuation { continuation in
             Thread {
@@ -75,7 +80,7 @@ public final class RawSocket {
                     let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
                     if n > 0 {
                         out += chunk[0..<n]
-                        if done(RawSocket.frames(out)) { break }
+                        if done(out) { break }
                         continue
                     }
                     continuation.resume(returning: (out, n == 0 || errno == ECONNRESET))
