@@ -229,27 +229,52 @@ public struct ServiceOptions: Sendable {
             return Array(value.utf8)
         }
         let path = secretFile ?? "\(dataDir)/internal.secret"
-        if let text = try? String(contentsOfFile: path, encoding: .utf8) {
-            let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard trimmed.utf8.count >= 32 else {
-                throw ServiceOptionsError("the internal secret in \(path) is shorter than 32 characters")
-            }
-            return Array(trimmed.utf8)
-        }
+        if let secret = try Self.readSecret(path) { return secret }
         guard secretFile == nil else { throw ServiceOptionsError("cannot read the internal secret file \(path)") }
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+        if let generated = try Self.publishNewSecret(at: path) { return generated }
+        // Another process sharing the data directory published its secret first.
+        if let secret = try Self.readSecret(path) { return secret }
+        throw ServiceOptionsError("cannot read the internal secret file \(path)")
+    }
+
+    /// The secret in `path`, or nil when there is no file there (or it cannot be read).
+    private static func readSecret(_ path: String) throws -> [UInt8]? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        guard let text = String(validating: data, as: UTF8.self) else {
+            throw ServiceOptionsError("the internal secret in \(path) is not UTF-8 text")
+        }
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard trimmed.utf8.count >= 32 else {
+            throw ServiceOptionsError("the internal secret in \(path) is shorter than 32 characters")
+        }
+        return Array(trimmed.utf8)
+    }
+
+    /// Writes a new random secret to a file of its own and links it to `path`, so the file is
+    /// never seen half-written: when two processes start together on a fresh data directory, one
+    /// publishes and the other reads that. Nil when `path` already exists.
+    private static func publishNewSecret(at path: String) throws -> [UInt8]? {
         var bytes = [UInt8](repeating: 0, count: 32)
         var generator = SystemRandomNumberGenerator()
         for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255, using: &generator) }
         let hex = bytes.map { String(format: "%02x", $0) }.joined()
-        // O_EXCL: when two processes start together, one writes and the other reads its secret.
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
-        if fd >= 0 {
-            _ = hex.withCString { write(fd, $0, strlen($0)) }
-            close(fd)
-            return Array(hex.utf8)
+        let draft = "\(path).\(getpid()).new"
+        let fd = open(draft, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        guard fd >= 0 else {
+            throw ServiceOptionsError("cannot create \(draft) for the internal secret: \(String(cString: strerror(errno)))")
         }
-        return try loadSecret(environment: environment)
+        let written = hex.withCString { write(fd, $0, strlen($0)) }
+        close(fd)
+        defer { unlink(draft) }
+        guard written == hex.utf8.count else {
+            throw ServiceOptionsError("cannot write the internal secret to \(draft): \(String(cString: strerror(errno)))")
+        }
+        if link(draft, path) == 0 { return Array(hex.utf8) }
+        guard errno == EEXIST else {
+            throw ServiceOptionsError("cannot create the internal secret file \(path): \(String(cString: strerror(errno)))")
+        }
+        return nil
     }
 }
 

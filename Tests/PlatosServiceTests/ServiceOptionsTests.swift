@@ -210,3 +210,59 @@ import Testing
         #expect(Self.error { _ = try ServiceOptions.parse(.memory, arguments: [], environment: ["PLATOS_MEMORY_PORT": "", "PLATOS_CONFIG": ""]) } == nil)
     }
 }
+
+/// The internal secret every process of a stack must agree on.
+@Suite struct InternalSecretTests {
+    static func options(dataDir: String, arguments: [String] = []) throws -> ServiceOptions {
+        try ServiceOptions.parse(.memory, arguments: ["--data-dir", dataDir] + arguments, environment: [:])
+    }
+
+    static func freshDirectory() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("platos-secret-\(UUID().uuidString)").path
+    }
+
+    @Test func theFirstStartGeneratesItPrivatelyAndLaterStartsReadIt() throws {
+        let dir = Self.freshDirectory()
+        let first = try Self.options(dataDir: dir).loadSecret(environment: [:])
+        #expect(first.count == 64)
+        let attributes = try FileManager.default.attributesOfItem(atPath: "\(dir)/internal.secret")
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        #expect(try Self.options(dataDir: dir).loadSecret(environment: [:]) == first)
+        // No draft file is left behind.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["internal.secret"])
+    }
+
+    /// Processes starting together on a fresh data directory all end up with one secret: a
+    /// reader never sees the file half-written.
+    @Test func concurrentFirstStartsAgree() async throws {
+        let dir = Self.freshDirectory()
+        let options = try Self.options(dataDir: dir)
+        let secrets = try await withThrowingTaskGroup(of: [UInt8].self) { group in
+            for _ in 0..<16 { group.addTask { try options.loadSecret(environment: [:]) } }
+            return try await group.reduce(into: Set<[UInt8]>()) { $0.insert($1) }
+        }
+        #expect(secrets.count == 1)
+    }
+
+    @Test func aSecretFileThatIsNotTextIsAClearError() throws {
+        let dir = Self.freshDirectory()
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        _ = FileManager.default.createFile(atPath: "\(dir)/internal.secret", contents: Data(repeating: 0xFF, count: 32))
+        let error = ServiceOptionsTests.error { _ = try Self.options(dataDir: dir).loadSecret(environment: [:]) }
+        #expect(error?.contains("not UTF-8") == true, "\(error ?? "no error")")
+    }
+
+    @Test func theEnvironmentAndANamedFileAreCheckedToo() throws {
+        let dir = Self.freshDirectory()
+        let secret = String(repeating: "s", count: 32)
+        #expect(try Self.options(dataDir: dir).loadSecret(environment: ["PLATOS_INTERNAL_SECRET": secret]) == Array(secret.utf8))
+        let short = ServiceOptionsTests.error {
+            _ = try Self.options(dataDir: dir).loadSecret(environment: ["PLATOS_INTERNAL_SECRET": "short"])
+        }
+        #expect(short?.contains("at least 32") == true)
+        let missing = ServiceOptionsTests.error {
+            _ = try Self.options(dataDir: dir, arguments: ["--secret-file", "\(dir)/nope"]).loadSecret(environment: [:])
+        }
+        #expect(missing?.contains("cannot read the internal secret file \(dir)/nope") == true)
+    }
+}
