@@ -8,9 +8,15 @@ public enum ProtoLimits {
     /// What protobuf-c may allocate to unpack `size` encoded bytes. Real messages take a few to
     /// some 35 times their size (each string, array, nested message and scan record is a block of
     /// its own); garbage built to make protobuf-c allocate more is refused as malformed.
+    ///
+    /// The 64 bytes per byte apply to the first MiB only, 8 to the rest: only small parts cost
+    /// that much (a large message is large because of its strings), and a 4 MiB frame of empty
+    /// unknown fields, each a record and a copy to protobuf-c, would otherwise be let allocate a
+    /// quarter of a GiB. With this, at most 89 MiB.
     @inlinable
     public static func unpackBudget(forEncodedSize size: Int) -> Int {
-        64 * size + 1024 * 1024
+        let mebibyte = 1024 * 1024
+        return 64 * min(size, mebibyte) + 8 * max(0, size - mebibyte) + mebibyte
     }
 }
 

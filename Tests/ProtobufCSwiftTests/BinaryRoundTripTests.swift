@@ -110,6 +110,22 @@ import Testing
         let many = V1.Frame(callId: 1, metadata: (0..<5_000).map { V1.MetadataEntry(key: "k\($0)", value: "v") })
         #expect(try V1.Frame(serializedBytes: try many.serializedBytes()) == many)
     }
+
+    /// protobuf-c keeps every unknown field: a record, a copy of its bytes and a block for each.
+    /// A frame of 4 MiB made of two-byte empty ones would take some 240 MiB to unpack; it is
+    /// refused. A frame as large made of one real payload still decodes.
+    @Test func aFrameOfMillionsOfUnknownFieldsIsMalformed() throws {
+        // Field 15, varint 0, over and over.
+        var bytes = [UInt8](repeating: 0, count: 4 << 20)
+        bytes.withUnsafeMutableBufferPointer { buffer in
+            for i in stride(from: 0, to: buffer.count, by: 2) { buffer[i] = 0x78 }
+        }
+        var refused: ProtoError?
+        do { _ = try V1.Frame(serializedBytes: bytes) } catch { refused = error as? ProtoError }
+        #expect(refused == .malformed(message: "platos.v1.Frame"))
+        let large = V1.Frame(callId: 1, kind: .request, method: "memory.write", payload: [UInt8](repeating: 7, count: 4_000_000))
+        #expect(try V1.Frame(serializedBytes: try large.serializedBytes()).payload.count == 4_000_000)
+    }
 }
 
 /// A message type as a test argument, named by its proto name in the test report.
