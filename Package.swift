@@ -320,7 +320,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "EndToEndTests", dependencies: serviceTestDependencies + ["PlatosTestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "PlatosCLITests", dependencies: ["PlatosCLI", "PlatosProto", "ProtobufCSwift"], swiftSettings: swiftSettings),
+        .testTarget(name: "PlatosCLITests", dependencies: ["PlatosCLI", "PlatosProto", "PlatosRPC", "ProtobufCSwift"], swiftSettings: swiftSettings),
         .testTarget(
             name: "PlatosWireTests",
             dependencies: [

@@ -56,10 +56,17 @@ public struct RPCError: Error, Hashable, Sendable, CustomStringConvertible {
             details: details.sorted { $0.key < $1.key }.map { V1.MetadataEntry(key: $0.key, value: $0.value) })
     }
 
+    /// A status from the wire. A code outside gRPC's 0–16 is UNKNOWN, with the number it had kept
+    /// in the details (`status-code`): nothing downstream, an exit code least of all, may read an
+    /// unknown number as something else (256 would be exit status 0, success).
     public init(status: V1.Status) {
-        self.init(
-            Code(status.code), status.message,
-            details: Dictionary(status.details.map { ($0.key, $0.value) }, uniquingKeysWith: { _, last in last }))
+        var details = Dictionary(status.details.map { ($0.key, $0.value) }, uniquingKeysWith: { _, last in last })
+        var code = Code(status.code)
+        if !(0...16).contains(status.code.protoValue) {
+            details["status-code"] = String(status.code.protoValue)
+            code = .unknown
+        }
+        self.init(code, status.message, details: details)
     }
 }
 

@@ -259,8 +259,8 @@ public struct ServiceOptions: Sendable {
         var generator = SystemRandomNumberGenerator()
         for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255, using: &generator) }
         let hex = bytes.map { String(format: "%02x", $0) }.joined()
-        let draft = "\(path).\(getpid()).new"
-        let fd = open(draft, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        let draft = "\(path).\(getpid()).\(UInt64.random(in: .min ... .max, using: &generator)).new"
+        let fd = open(draft, O_WRONLY | O_CREAT | O_EXCL, 0o600)
         guard fd >= 0 else {
             throw ServiceOptionsError("cannot create \(draft) for the internal secret: \(String(cString: strerror(errno)))")
         }

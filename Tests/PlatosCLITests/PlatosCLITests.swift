@@ -1,4 +1,5 @@
 import PlatosProto
+import PlatosRPC
 import ProtobufCSwift
 import Testing
 
@@ -62,5 +63,53 @@ import Testing
     @Test func jsonIsProto3JSON() throws {
         let json = OutputFormat.json.render(try JSONValue(parsing: #"{"a": "1"}"#))
         #expect(try JSONValue(parsing: json) == JSONValue(parsing: #"{"a": "1"}"#))
+    }
+}
+
+/// What the CLI does with input a person or a server got wrong.
+@Suite struct CLIInputTests {
+    @Test func aTimeoutThatIsNotAUsableNumberOfSecondsIsAUsageError() throws {
+        for bad in ["nan", "inf", "-1", "0", "1e16"] {
+            #expect(throws: (any Error).self, "\(bad)") { _ = try CallCommand.parse(["health.check", "{}", "--timeout", bad]) }
+        }
+        _ = try CallCommand.parse(["health.check", "{}", "--timeout", "2.5"])
+    }
+
+    @Test func aFieldPathIsCheckedAgainstTheResponseBeforeTheCall() throws {
+        let claim = V1.TasksService.claim.descriptor
+        try CallCommand.parse(["tasks.claim", "{}", "--field", "task.leaseId", "--field", "task.attempts"]).gateway
+            .checkFields(of: claim)
+        let typo = try CallCommand.parse(["tasks.claim", "{}", "--field", "task.leaseid"]).gateway
+        #expect {
+            try typo.checkFields(of: claim)
+        } throws: { error in
+            "\(error)".contains("has no field 'leaseid'") && "\(error)".contains("leaseId")
+        }
+        let tooDeep = try CallCommand.parse(["tasks.claim", "{}", "--field", "task.id.more"]).gateway
+        #expect(throws: (any Error).self) { try tooDeep.checkFields(of: claim) }
+    }
+
+    /// `--field` renders the response with its default values: false and 0 print as such.
+    @Test func fieldOutputShowsDefaultValues() throws {
+        let method = V1.MemoryService.delete.descriptor
+        let bytes = try V1.DeleteMemoryResponse().serializedBytes()
+        let response = try MethodInvoker.decode(method, bytes, includeDefaults: true)
+        #expect(response["deleted"].map(TableRenderer.cell) == "false")
+        let garbage = #expect(throws: RPCError.self) { _ = try MethodInvoker.decode(method, [0xFF, 0xFF], includeDefaults: false) }
+        #expect(garbage?.code == .internal)
+    }
+
+    @Test func controlCharactersInValuesAreShownNotSent() {
+        let cell = TableRenderer.cell(.string("a\u{1B}]0;owned\u{07}b\tc\u{9B}d\ne"))
+        #expect(cell == "a\\u001b]0;owned\\u0007b\\u0009c\\u009bd⏎e")
+        #expect(TableRenderer.cell(.string("plain ünïcode")) == "plain ünïcode")
+    }
+
+    /// A status code outside gRPC's range is UNKNOWN (exit 2), never a number that wraps to exit 0.
+    @Test func anUnknownStatusCodeIsUnknown() {
+        let error = RPCError(status: V1.Status(code: .unrecognized(256), message: "odd"))
+        #expect(error.code == .unknown)
+        #expect(error.details["status-code"] == "256")
+        #expect(RPCError(status: V1.Status(code: .notFound, message: "x")).code == .notFound)
     }
 }

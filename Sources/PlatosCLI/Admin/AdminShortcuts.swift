@@ -97,6 +97,7 @@ struct TokensCommand: AsyncParsableCommand {
         func run() async throws {
             let shortcut = Shortcut(gateway)
             try await reportingStatus {
+                try gateway.checkFields(of: V1.TokensService.issue.descriptor)
                 var request: [(String, JSONValue)] = [("role", .string(admin ? "ROLE_ADMIN" : "ROLE_AGENT"))]
                 if let agent { request.append(("agentId", .string(try await shortcut.agentIds([agent])[0]))) }
                 if let boundUser { request.append(("boundUserId", .string(boundUser))) }
@@ -115,6 +116,7 @@ struct Shortcut {
 
     func call(_ method: RPCMethodDescriptor, _ request: JSONValue) async throws {
         try await reportingStatus {
+            try gateway.checkFields(of: method)
             gateway.show(try await MethodInvoker(options: gateway).unary(method, request: request))
         }
     }

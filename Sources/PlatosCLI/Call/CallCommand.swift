@@ -51,6 +51,7 @@ struct CallCommand: AsyncParsableCommand {
                 return
             }
             let method = try MethodCatalog.method(named: method ?? "")
+            try gateway.checkFields(of: method)
             let text = request == "-" ? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self) : request
             let json: JSONValue
             do {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PlatosProto
 import PlatosRPC
 import ProtobufCSwift
 
@@ -35,6 +36,34 @@ struct GatewayOptions: ParsableArguments {
 
     static let defaultGateway = "127.0.0.1:7400"
 
+    /// A year: a longer wait is a typo, and NaN or infinity cannot be a deadline at all.
+    static let maxTimeoutSeconds = 365.0 * 24 * 3600
+
+    func validate() throws {
+        if let timeout, !(timeout > 0 && timeout <= Self.maxTimeoutSeconds) {
+            throw ValidationError("--timeout must be a number of seconds above 0 and at most \(Int(Self.maxTimeoutSeconds))")
+        }
+    }
+
+    /// Fails before the call when a `--field` path names no field of `method`'s response (a typo
+    /// would otherwise print an empty value and succeed), listing the fields it could name.
+    func checkFields(of method: RPCMethodDescriptor) throws {
+        for path in fields {
+            var descriptor: ProtoMessageDescriptor? = method.responseType.protoDescriptor
+            for key in path.split(separator: ".", omittingEmptySubsequences: false).map(String.init) {
+                guard let current = descriptor else {
+                    throw ValidationError("--field \(path): '\(key)' is inside a value that has no fields")
+                }
+                guard let index = current.fieldIndex(named: key) else {
+                    let known = current.fields.map(\.jsonName).joined(separator: ", ")
+                    throw ValidationError("--field \(path): \(current.fullName) has no field '\(key)' (it has \(known))")
+                }
+                let field = current.fields[index]
+                descriptor = field.isRepeated ? nil : field.typeName.flatMap { DescriptorTable.messages[$0] }
+            }
+        }
+    }
+
     var environment: [String: String] { ProcessInfo.processInfo.environment }
 
     /// `--gateway`, else PLATOS_GATEWAY, else the dev stack's default address.
@@ -60,7 +89,8 @@ struct GatewayOptions: ParsableArguments {
             "no token: pass --token, set PLATOS_TOKEN, or run `platos dev` so that \(path) holds the admin token")
     }
 
-    /// Prints a response the way the flags ask: `--field` values, else `--output`.
+    /// Prints a response the way the flags ask: `--field` values (the response was rendered with
+    /// its default values, so a false or a 0 prints as such), else `--output`.
     func show(_ response: JSONValue, streamed: Bool = false) {
         guard fields.isEmpty else {
             print(fields.map { path in

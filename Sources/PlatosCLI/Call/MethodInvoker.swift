@@ -23,7 +23,7 @@ struct MethodInvoker {
             throw error
         }
         await pool.close()
-        return try method.responseType.init(serializedBytes: bytes).jsonValue()
+        return try decode(method, bytes)
     }
 
     /// A server-streaming call; `each` gets every message as it arrives.
@@ -34,13 +34,28 @@ struct MethodInvoker {
         let deadline = options.timeout.map { ContinuousClock.now + .milliseconds(Int64($0 * 1000)) }
         do {
             for try await bytes in pool.serverStreaming(method: method, payload: payload, metadata: metadata, deadline: deadline) {
-                try each(try method.responseType.init(serializedBytes: bytes).jsonValue())
+                try each(try Self.decode(method, bytes, includeDefaults: !options.fields.isEmpty))
             }
         } catch {
             await pool.close()
             throw error
         }
         await pool.close()
+    }
+
+    /// A response as proto3 JSON; one that is not the method's response type is `INTERNAL`
+    /// (the gateway answered something this client cannot read), not a crash of the parser.
+    private func decode(_ method: RPCMethodDescriptor, _ bytes: [UInt8]) throws -> JSONValue {
+        try Self.decode(method, bytes, includeDefaults: !options.fields.isEmpty)
+    }
+
+    static func decode(_ method: RPCMethodDescriptor, _ bytes: [UInt8], includeDefaults: Bool) throws -> JSONValue {
+        do {
+            return try method.responseType.init(serializedBytes: bytes).jsonValue(includeDefaults: includeDefaults)
+        } catch {
+            throw RPCError(
+                .internal, "the answer is not a valid \(method.responseType.protoDescriptor.fullName): \(error)")
+        }
     }
 
     /// The request as protobuf, or `INVALID_ARGUMENT` naming what in the JSON is wrong.

@@ -83,15 +83,38 @@ enum TableRenderer {
         }.joined(separator: "\n")
     }
 
-    /// A value as one cell: scalars as themselves, anything nested as compact JSON.
+    /// A value as one cell: scalars as themselves, anything nested as compact JSON. Control
+    /// characters are shown, not sent: text written by any agent must not move the cursor,
+    /// retitle the terminal or split a tab-separated `--field` line.
     static func cell(_ value: JSONValue) -> String {
         switch value {
         case .null: ""
         case .bool(let b): b ? "true" : "false"
         case .number(let n): n
-        case .string(let s): s.replacingOccurrences(of: "\n", with: "⏎")
+        case .string(let s): printable(s)
         case .array, .object: value.serialized()
         }
+    }
+
+    private static func printable(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: isControl) else { return text }
+        var out = ""
+        for scalar in text.unicodeScalars {
+            if scalar == "\n" {
+                out += "⏎"
+            } else if isControl(scalar) {
+                out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
+                    + String(scalar.value, radix: 16)
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
+    /// C0, DEL and C1.
+    private static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
     }
 
     private static func isObject(_ value: JSONValue) -> Bool {
