@@ -193,7 +193,9 @@ private struct JSONParser {
             index += 1
             switch c {
             case UInt8(ascii: "\""):
-                return String(decoding: out, as: UTF8.self)
+                // Not repaired with U+FFFD: what a person sends is what is stored, or an error.
+                guard let text = String(validating: out, as: UTF8.self) else { throw fail("a string is not valid UTF-8") }
+                return text
             case UInt8(ascii: "\\"):
                 guard index < bytes.count else { throw fail("unterminated escape") }
                 let e = bytes[index]
@@ -217,7 +219,9 @@ private struct JSONParser {
                         guard (0xDC00...0xDFFF).contains(low) else { throw fail("invalid UTF-16 surrogate pair") }
                         scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
                     }
-                    out.append(contentsOf: String(Unicode.Scalar(scalar) ?? "\u{FFFD}").utf8)
+                    // A surrogate left alone is no character.
+                    guard let character = Unicode.Scalar(scalar) else { throw fail("a lone UTF-16 surrogate in a \\u escape") }
+                    out.append(contentsOf: String(character).utf8)
                 default: throw fail("unknown escape")
                 }
             case 0..<0x20:
@@ -238,12 +242,37 @@ private struct JSONParser {
         {
             index += 1
         }
-        let text = String(decoding: bytes[start..<index], as: UTF8.self)
-        guard !text.isEmpty, Double(text) != nil else {
+        guard JSONNumber.isValid(bytes[start..<index]) else {
             index = start
-            throw fail("expected a JSON value")
+            throw fail("expected a JSON value (numbers are written as in JSON: no '+', no leading zeros, digits around '.')")
         }
-        return .number(text)
+        return .number(String(decoding: bytes[start..<index], as: UTF8.self))
+    }
+}
+
+/// JSON's number grammar (RFC 8259): `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
+enum JSONNumber {
+    static func isValid<C: Collection<UInt8>>(_ text: C) -> Bool {
+        var i = text.startIndex
+        func digit() -> Bool { i < text.endIndex && (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(text[i]) }
+        func digits() -> Bool {
+            guard digit() else { return false }
+            while digit() { i = text.index(after: i) }
+            return true
+        }
+        if i < text.endIndex, text[i] == UInt8(ascii: "-") { i = text.index(after: i) }
+        guard digit() else { return false }
+        if text[i] == UInt8(ascii: "0") { i = text.index(after: i) } else { _ = digits() }
+        if i < text.endIndex, text[i] == UInt8(ascii: ".") {
+            i = text.index(after: i)
+            guard digits() else { return false }
+        }
+        if i < text.endIndex, text[i] == UInt8(ascii: "e") || text[i] == UInt8(ascii: "E") {
+            i = text.index(after: i)
+            if i < text.endIndex, text[i] == UInt8(ascii: "+") || text[i] == UInt8(ascii: "-") { i = text.index(after: i) }
+            guard digits() else { return false }
+        }
+        return i == text.endIndex
     }
 }
 

@@ -121,7 +121,10 @@ struct ProtoJSONReader: ProtoFieldDecoder {
                     path: join(path, key),
                     problem: "\(descriptor.fullName) has no field '\(key)' (fields: \(known))")
             }
-            byField[fields[index].name] = value
+            guard byField.updateValue(value, forKey: fields[index].name) == nil else {
+                throw ProtoError.json(
+                    path: join(path, key), problem: "\(fields[index].name) is given twice (as a proto name and a JSON name, or repeated)")
+            }
         }
         var reader = ProtoJSONReader(descriptor: descriptor, members: byField, path: path)
         return try M(fields: &reader)
@@ -160,14 +163,27 @@ struct ProtoJSONReader: ProtoFieldDecoder {
         case is Int64.Type: parsed = Int64(text) as? T
         case is UInt32.Type: parsed = UInt32(text) as? T
         case is UInt64.Type: parsed = UInt64(text) as? T
-        case is Double.Type: parsed = Double(text) as? T
-        case is Float.Type: parsed = Float(text) as? T
+        case is Double.Type: parsed = floatingPoint(Double.self, text) as? T
+        case is Float.Type: parsed = floatingPoint(Float.self, text) as? T
         default: parsed = nil
         }
         guard let parsed else {
             throw ProtoError.json(path: path, problem: "'\(text)' is not a valid \(T.self)")
         }
         return parsed
+    }
+
+    /// proto3 JSON's floating point: a JSON number that fits (1e400 is not infinity), or one of
+    /// the strings "NaN", "Infinity", "-Infinity". Not hex, not "inf".
+    static func floatingPoint<F: BinaryFloatingPoint & LosslessStringConvertible>(_ type: F.Type, _ text: String) -> F? {
+        switch text {
+        case "NaN": return .nan
+        case "Infinity": return .infinity
+        case "-Infinity": return -.infinity
+        default:
+            guard JSONNumber.isValid(text.utf8), let value = F(text), value.isFinite else { return nil }
+            return value
+        }
     }
 
     static func string(_ value: JSONValue, path: String) throws -> String {
@@ -256,7 +272,11 @@ struct ProtoJSONReader: ProtoFieldDecoder {
             throw ProtoError.json(path: path, problem: "expected an object of strings, got \(v.kindName)")
         }
         var out: [String: String] = [:]
-        for (key, item) in pairs { out[key] = try Self.string(item, path: Self.join(path, key)) }
+        for (key, item) in pairs {
+            guard out.updateValue(try Self.string(item, path: Self.join(path, key)), forKey: key) == nil else {
+                throw ProtoError.json(path: Self.join(path, key), problem: "the key '\(key)' is given twice")
+            }
+        }
         return out
     }
 }
@@ -284,6 +304,7 @@ enum Base64 {
 
     static func decode(_ text: String) -> [UInt8]? {
         var values: [UInt8] = []
+        var padding = 0
         for c in text.utf8 {
             switch c {
             case UInt8(ascii: "A")...UInt8(ascii: "Z"): values.append(c - UInt8(ascii: "A"))
@@ -291,11 +312,13 @@ enum Base64 {
             case UInt8(ascii: "0")...UInt8(ascii: "9"): values.append(c - UInt8(ascii: "0") + 52)
             case UInt8(ascii: "+"), UInt8(ascii: "-"): values.append(62)
             case UInt8(ascii: "/"), UInt8(ascii: "_"): values.append(63)
-            case UInt8(ascii: "="): continue
+            case UInt8(ascii: "="): padding += 1; continue
             default: return nil
             }
+            // Padding ends the text: nothing after it.
+            guard padding == 0 else { return nil }
         }
-        if values.count % 4 == 1 { return nil }
+        if values.count % 4 == 1 || padding > 2 { return nil }
         var out: [UInt8] = []
         out.reserveCapacity(values.count * 3 / 4)
         var i = 0

@@ -71,6 +71,29 @@ import Testing
         }
     }
 
+    /// What is not JSON, or would be silently changed on the way in, is refused rather than
+    /// repaired: lone surrogates (not U+FFFD), numbers outside JSON's grammar, a field or a map
+    /// key given twice (not "the last wins"), a double beyond range (not infinity), hex or "inf"
+    /// for a double, and base64 with padding in the middle.
+    @Test func inputThatWouldBeChangedOnTheWayInIsRefused() throws {
+        for text in [#""\uD800""#, #""\uDC00x""#, "+1", "01", ".5", "1.", "-", "1e", "1.5e+"] {
+            #expect(throws: ProtoError.self, "\(text)") { try JSONValue(parsing: text) }
+        }
+        for text in ["0", "-0", "12", "1.5", "-1.25e-3", "1E+2"] {
+            #expect((try? JSONValue(parsing: text)) == .number(text), "\(text)")
+        }
+        #expect(throws: ProtoError.self) { try V1.Frame(jsonString: #"{"method":"a","method":"b"}"#) }
+        #expect(throws: ProtoError.self) { try V1.Frame(jsonString: #"{"call_id":"1","callId":"2"}"#) }
+        #expect(throws: ProtoError.self) { try V1.WriteMemoryRequest(jsonString: #"{"metadata":{"k":"a","k":"b"}}"#) }
+        for score in ["1e400", #""0x10""#, #""inf""#, #""1e400""#] {
+            #expect(throws: ProtoError.self, "\(score)") { try V1.RecalledMemory(jsonString: #"{"score":\#(score)}"#) }
+        }
+        #expect(try V1.RecalledMemory(jsonString: #"{"score":"-Infinity"}"#).score == -.infinity)
+        #expect(try V1.RecalledMemory(jsonString: #"{"score":0.5}"#).score == 0.5)
+        #expect(throws: ProtoError.self) { try V1.Frame(jsonString: #"{"payload":"QQ==QQ=="}"#) }
+        #expect(try V1.Frame(jsonString: #"{"payload":"QUI="}"#).payload == [0x41, 0x42])
+    }
+
     @Test func malformedJSONIsAnError() {
         for text in ["{", #"{"a" 1}"#, "[1,]", #"{"content": "x"} trailing"#, "nul", #""\u12""#, #"{"content": "\uD800\u0041"}"#, #"{"content": "\uD800\uE000"}"#] {
             #expect(throws: ProtoError.self, "\(text)") { try V1.WriteMemoryRequest(jsonString: text) }

@@ -52,7 +52,13 @@ struct CallCommand: AsyncParsableCommand {
             }
             let method = try MethodCatalog.method(named: method ?? "")
             try gateway.checkFields(of: method)
-            let text = request == "-" ? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self) : request
+            var text = request
+            if request == "-" {
+                guard let input = String(validating: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self) else {
+                    throw RPCError(.invalidArgument, "the request on standard input is not UTF-8 text")
+                }
+                text = input
+            }
             let json: JSONValue
             do {
                 json = try JSONValue(parsing: text)
