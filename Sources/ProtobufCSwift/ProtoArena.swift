@@ -165,7 +165,7 @@ final class ProtoArena {
                 // protobuf-c strings are C strings: a NUL inside would silently cut the value short.
                 // memccpy copies and looks for it in one pass; it returns non-nil only if it met one.
                 if memccpy(p, source, 0, utf8.count) != nil {
-                    throw ProtoError.invalidValue("a string contains a NUL character, which protobuf-c cannot carry")
+                    throw ProtoError.invalidValue("contains a NUL character, which protobuf-c cannot carry")
                 }
             }
             p.storeBytes(of: 0, toByteOffset: utf8.count, as: UInt8.self)

@@ -52,10 +52,10 @@ struct ProtoCStructReader: ProtoFieldDecoder {
         let length = ProtoArena.Cursor.unpackedBlockSize(UnsafeRawPointer(cString)) - 1
         if length <= 0 { return "" }
         if memchr(cString, 0, length) != nil {
-            throw ProtoError.invalidValue("a string field contains a NUL character")
+            throw ProtoError.invalidValue("contains a NUL character")
         }
         guard let string = String(validating: UnsafeBufferPointer(start: cString, count: length), as: UTF8.self) else {
-            throw ProtoError.invalidValue("a string field is not valid UTF-8")
+            throw ProtoError.invalidValue("is not valid UTF-8")
         }
         return string
     }
@@ -74,7 +74,12 @@ struct ProtoCStructReader: ProtoFieldDecoder {
 
     @inlinable
     func decode(_ type: String.Type, field: Int) throws -> String {
-        try Self.string(at: slot(field))
+        do { return try Self.string(at: slot(field)) } catch { throw naming(error, field) }
+    }
+
+    @usableFromInline
+    func naming(_ error: any Error, _ field: Int) -> any Error {
+        ProtoError.naming(error, descriptor, field)
     }
 
     @inlinable
@@ -105,7 +110,11 @@ struct ProtoCStructReader: ProtoFieldDecoder {
         let (count, array) = repeated(field)
         guard let array else { return [] }
         let size = MemoryLayout<UnsafeRawPointer>.stride
-        return try (0..<count).map { try Self.string(at: array + $0 * size) }
+        do {
+            return try (0..<count).map { try Self.string(at: array + $0 * size) }
+        } catch {
+            throw naming(error, field)
+        }
     }
 
     @inlinable
@@ -150,9 +159,13 @@ struct ProtoCStructReader: ProtoFieldDecoder {
         // call (5 % of a small message's round trip).
         var pairs: [(String, String)] = []
         pairs.reserveCapacity(count)
-        for i in 0..<count {
-            let raw = (array + i * size).loadUnaligned(as: UnsafeRawPointer.self)
-            pairs.append((try Self.string(at: raw + entry.keyOffset), try Self.string(at: raw + entry.valueOffset)))
+        do {
+            for i in 0..<count {
+                let raw = (array + i * size).loadUnaligned(as: UnsafeRawPointer.self)
+                pairs.append((try Self.string(at: raw + entry.keyOffset), try Self.string(at: raw + entry.valueOffset)))
+            }
+        } catch {
+            throw naming(error, field)
         }
         return Dictionary(pairs, uniquingKeysWith: { _, last in last })
     }

@@ -66,7 +66,9 @@ struct ProtoCStructWriter: ProtoFieldVisitor {
     mutating func visit(_ value: String, field: Int) throws {
         // The default is already the empty-string sentinel protoc-c's init put there.
         guard !value.isEmpty else { return }
-        slot(field).0.storeBytes(of: try arena.copyCString(value), as: UnsafeMutablePointer<CChar>.self)
+        let copy: UnsafeMutablePointer<CChar>
+        do { copy = try arena.copyCString(value) } catch { throw ProtoError.naming(error, descriptor, field) }
+        slot(field).0.storeBytes(of: copy, as: UnsafeMutablePointer<CChar>.self)
     }
 
     @inlinable
@@ -97,8 +99,12 @@ struct ProtoCStructWriter: ProtoFieldVisitor {
     mutating func visit(_ value: [String], field: Int) throws {
         let size = MemoryLayout<UnsafeMutablePointer<CChar>>.stride
         guard let array = storeRepeated(field, count: value.count, elementSize: size) else { return }
-        for (i, element) in value.enumerated() {
-            (array + i * size).storeBytes(of: try arena.copyCString(element), as: UnsafeMutablePointer<CChar>.self)
+        do {
+            for (i, element) in value.enumerated() {
+                (array + i * size).storeBytes(of: try arena.copyCString(element), as: UnsafeMutablePointer<CChar>.self)
+            }
+        } catch {
+            throw ProtoError.naming(error, descriptor, field)
         }
     }
 
@@ -135,15 +141,19 @@ struct ProtoCStructWriter: ProtoFieldVisitor {
         guard let array = storeRepeated(field, count: value.count, elementSize: size) else { return }
         let entry = ProtoMapEntryLayout(mapField: descriptor.field(field))
         var i = 0
-        for (key, item) in value {
-            defer { i += 1 }
-            let raw = arena.allocate(entry.structSize)
-            let cEntry = raw.bindMemory(to: ProtobufCMessage.self, capacity: 1)
-            entry.descriptor.pointee.message_init(cEntry)
-            (raw + entry.keyOffset).storeBytes(of: try arena.copyCString(key), as: UnsafeMutablePointer<CChar>.self)
-            (raw + entry.valueOffset).storeBytes(
-                of: try arena.copyCString(item), as: UnsafeMutablePointer<CChar>.self)
-            (array + i * size).storeBytes(of: cEntry, as: UnsafeMutablePointer<ProtobufCMessage>.self)
+        do {
+            for (key, item) in value {
+                defer { i += 1 }
+                let raw = arena.allocate(entry.structSize)
+                let cEntry = raw.bindMemory(to: ProtobufCMessage.self, capacity: 1)
+                entry.descriptor.pointee.message_init(cEntry)
+                (raw + entry.keyOffset).storeBytes(of: try arena.copyCString(key), as: UnsafeMutablePointer<CChar>.self)
+                (raw + entry.valueOffset).storeBytes(
+                    of: try arena.copyCString(item), as: UnsafeMutablePointer<CChar>.self)
+                (array + i * size).storeBytes(of: cEntry, as: UnsafeMutablePointer<ProtobufCMessage>.self)
+            }
+        } catch {
+            throw ProtoError.naming(error, descriptor, field)
         }
     }
 }

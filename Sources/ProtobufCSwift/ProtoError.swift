@@ -23,3 +23,14 @@ public enum ProtoError: Error, Hashable, CustomStringConvertible {
         }
     }
 }
+
+extension ProtoError {
+    /// A string's problem with the field it is in, `platos.v1.Frame.method contains a NUL
+    /// character`: the person reading it must know which value to fix. Other errors pass as they
+    /// are.
+    @usableFromInline
+    static func naming(_ error: any Error, _ descriptor: ProtoMessageDescriptor, _ field: Int) -> any Error {
+        guard case ProtoError.invalidValue(let problem) = error else { return error }
+        return ProtoError.invalidValue("\(descriptor.fullName).\(String(cString: descriptor.field(field).pointee.name)) \(problem)")
+    }
+}

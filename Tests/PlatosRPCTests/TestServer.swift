@@ -39,6 +39,9 @@ final class Observations: Sendable {
 /// - `memory.list`: after 300 ms, answers one memory of 3 MiB (an answer that takes a while to
 ///   write).
 enum TestRouter {
+    /// Built once: making 3 MiB in a debug build takes the event loop a while.
+    static let largeContent = String(repeating: "m", count: 3 << 20)
+
     static func make(_ observations: Observations, downstream: @escaping @Sendable () -> RPCClient? = { nil })
         -> RPCRouter
     {
@@ -89,7 +92,7 @@ enum TestRouter {
             observations.record("list.started")
             try await Task.sleep(for: .milliseconds(300))
             observations.record("list.finished")
-            return V1.ListMemoriesResponse(items: [V1.MemoryItem(content: String(repeating: "m", count: 3 << 20))])
+            return V1.ListMemoriesResponse(items: [V1.MemoryItem(content: largeContent)])
         }
         router.register(V1.TasksService.watch) { _, _, writer in
             var i = 0

@@ -72,17 +72,22 @@ import Testing
     }
 
     @Test func aStringWithNULIsRejectedOnEncode() {
-        #expect(throws: ProtoError.self) { try V1.Status(message: "a\u{0}b").serializedBytes() }
+        #expect(throws: ProtoError.invalidValue("platos.v1.Status.message contains a NUL character, which protobuf-c cannot carry")) {
+            try V1.Status(message: "a\u{0}b").serializedBytes()
+        }
+        #expect(throws: ProtoError.invalidValue("platos.v1.WriteMemoryRequest.tags contains a NUL character, which protobuf-c cannot carry")) {
+            try V1.WriteMemoryRequest(tags: ["ok", "a\u{0}"]).serializedBytes()
+        }
     }
 
     /// protobuf-c checks neither NULs nor UTF-8 in strings; a peer's "a\0bcd" used to be read as
     /// "a", and invalid UTF-8 as U+FFFD. Both are refused now, naming the problem.
     @Test func aStringWithNULOrInvalidUTF8IsRejectedOnDecode() throws {
         // Frame.method (field 3) = "a\0bcd"; then = 0xC3 0x28.
-        #expect(throws: ProtoError.invalidValue("a string field contains a NUL character")) {
+        #expect(throws: ProtoError.invalidValue("platos.v1.Frame.method contains a NUL character")) {
             try V1.Frame(serializedBytes: [0x1A, 0x05, 0x61, 0x00, 0x62, 0x63, 0x64])
         }
-        #expect(throws: ProtoError.invalidValue("a string field is not valid UTF-8")) {
+        #expect(throws: ProtoError.invalidValue("platos.v1.Frame.method is not valid UTF-8")) {
             try V1.Frame(serializedBytes: [0x1A, 0x02, 0xC3, 0x28])
         }
         // In a repeated string and in a map key too (WriteMemoryRequest.tags = 2, metadata = 3).
