@@ -233,7 +233,12 @@ public struct ServiceOptions: Sendable {
         guard secretFile == nil else { throw ServiceOptionsError("cannot read the internal secret file \(path)") }
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
         if let generated = try Self.publishNewSecret(at: path) { return generated }
-        // Another process sharing the data directory published its secret first.
+        // Another process sharing the data directory published its secret first. On a file
+        // system without hard links it may still be writing it (see publishNewSecret).
+        for _ in 0..<50 {
+            if let secret = try? Self.readSecret(path) { return secret }
+            usleep(20_000)
+        }
         if let secret = try Self.readSecret(path) { return secret }
         throw ServiceOptionsError("cannot read the internal secret file \(path)")
     }
@@ -265,16 +270,32 @@ public struct ServiceOptions: Sendable {
             throw ServiceOptionsError("cannot create \(draft) for the internal secret: \(String(cString: strerror(errno)))")
         }
         let written = hex.withCString { write(fd, $0, strlen($0)) }
+        let writeError = errno
         close(fd)
         defer { unlink(draft) }
         guard written == hex.utf8.count else {
-            throw ServiceOptionsError("cannot write the internal secret to \(draft): \(String(cString: strerror(errno)))")
+            throw ServiceOptionsError("cannot write the internal secret to \(draft): \(String(cString: strerror(writeError)))")
         }
         if link(draft, path) == 0 { return Array(hex.utf8) }
-        guard errno == EEXIST else {
+        switch errno {
+        case EEXIST: return nil
+        case EPERM, ENOTSUP, EOPNOTSUPP, ENOSYS:
+            // No hard links here (vfat, some network and FUSE mounts): create the file itself,
+            // exclusively. A process reading it meanwhile may find it short, and retries.
+            let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+            guard fd >= 0 else {
+                if errno == EEXIST { return nil }
+                throw ServiceOptionsError("cannot create the internal secret file \(path): \(String(cString: strerror(errno)))")
+            }
+            let written = hex.withCString { write(fd, $0, strlen($0)) }
+            close(fd)
+            guard written == hex.utf8.count else {
+                throw ServiceOptionsError("cannot write the internal secret file \(path)")
+            }
+            return Array(hex.utf8)
+        default:
             throw ServiceOptionsError("cannot create the internal secret file \(path): \(String(cString: strerror(errno)))")
         }
-        return nil
     }
 }
 

@@ -87,6 +87,16 @@ import Testing
         }
         let tooDeep = try CallCommand.parse(["tasks.claim", "{}", "--field", "task.id.more"]).gateway
         #expect(throws: (any Error).self) { try tooDeep.checkFields(of: claim) }
+        // Proto names are not what the output holds: refused, with the JSON name to use.
+        let snake = try CallCommand.parse(["tasks.claim", "{}", "--field", "task.lease_id"]).gateway
+        #expect {
+            try snake.checkFields(of: claim)
+        } throws: { error in
+            "\(error)".contains("write it as 'leaseId'")
+        }
+        // A map's keys are data: anything after the map's name passes.
+        try CallCommand.parse(["agents.get", "{}", "--field", "metadata.team"]).gateway
+            .checkFields(of: V1.AgentsService.get.descriptor)
     }
 
     /// `--field` renders the response with its default values: false and 0 print as such.
@@ -103,6 +113,10 @@ import Testing
         let cell = TableRenderer.cell(.string("a\u{1B}]0;owned\u{07}b\tc\u{9B}d\ne"))
         #expect(cell == "a\\u001b]0;owned\\u0007b\\u0009c\\u009bd⏎e")
         #expect(TableRenderer.cell(.string("plain ünïcode")) == "plain ünïcode")
+        // Keys too, and JSON output escapes DEL and C1 as well as C0.
+        let table = TableRenderer.render(.object([("metadata", .object([("k\u{1B}[2J", .string("v"))]))]))
+        #expect(!table.contains("\u{1B}"))
+        #expect(!JSONValue.string("a\u{9B}b\u{7F}").serialized().unicodeScalars.contains { (0x7F...0x9F).contains($0.value) })
     }
 
     /// A status code outside gRPC's range is UNKNOWN (exit 2), never a number that wraps to exit 0.

@@ -54,12 +54,17 @@ struct GatewayOptions: ParsableArguments {
                 guard let current = descriptor else {
                     throw ValidationError("--field \(path): '\(key)' is inside a value that has no fields")
                 }
-                guard let index = current.fieldIndex(named: key) else {
+                // The printed response uses JSON names only: `lease_id` would print nothing.
+                guard let field = current.fields.first(where: { $0.jsonName == key }) else {
                     let known = current.fields.map(\.jsonName).joined(separator: ", ")
-                    throw ValidationError("--field \(path): \(current.fullName) has no field '\(key)' (it has \(known))")
+                    let hint = current.fields.first { $0.name == key }.map { "; write it as '\($0.jsonName)'" } ?? ""
+                    throw ValidationError(
+                        "--field \(path): \(current.fullName) has no field '\(key)'\(hint) (it has \(known))")
                 }
-                let field = current.fields[index]
-                descriptor = field.isRepeated ? nil : field.typeName.flatMap { DescriptorTable.messages[$0] }
+                let type = field.typeName.flatMap { DescriptorTable.messages[$0] }
+                // A map's keys are data, not schema: whatever follows its name is a key.
+                if let type, MethodCatalog.isMapEntry(type) { break }
+                descriptor = field.isRepeated ? nil : type
             }
         }
     }

@@ -73,7 +73,7 @@ enum MethodCatalog {
         }
     }
 
-    private static func isMapEntry(_ descriptor: ProtoMessageDescriptor) -> Bool {
+    static func isMapEntry(_ descriptor: ProtoMessageDescriptor) -> Bool {
         descriptor.shortName.hasSuffix("Entry") && descriptor.fields.map(\.name) == ["key", "value"]
     }
 

@@ -140,7 +140,9 @@ actor DevStack {
     private func ensureAdminToken() throws {
         let issuedFor = (try? String(contentsOfFile: adminTokenScopePath, encoding: .utf8))?
             .trimmingCharacters(in: .whitespacesAndNewlines)
-        if let token = try? adminToken(), !token.isEmpty, issuedFor == nil || issuedFor == scopeName { return }
+        // A token without its scope file (a data directory from before the file existed) is of
+        // an unknown scope: issued again, which writes the file.
+        if let token = try? adminToken(), !token.isEmpty, issuedFor == scopeName { return }
         let issue = Process()
         issue.executableURL = settings.binDir.appendingPathComponent("platos-registry")
         issue.arguments = [
@@ -173,14 +175,19 @@ actor DevStack {
         Self.say("platos-\(service.rawValue) exited unexpectedly (\(how)); restarting in \(pause) — see \(child.logPath)")
         try? await Task.sleep(for: pause)
         guard !stopping else { return }
+        var launched: Int32 = 0
         do {
+            // A child that prints no READY in time is killed by `start` itself.
             _ = try await child.start()
+            launched = child.pid
             try await waitUntilServing(service)
             Self.say("platos-\(service.rawValue) is back at \(endpoints.rpc[service]!.description) (pid \(child.pid))")
         } catch {
-            // A child that hangs in start-up would never exit, so nothing would retry it.
-            Self.say("platos-\(service.rawValue) did not come back: \(error); killing it to try again")
-            child.killCurrentRun()
+            Self.say("platos-\(service.rawValue) did not come back: \(error)")
+            // One that runs but never serves would never exit either, so nothing would retry it:
+            // killed, its exit drives the backoff. Only the run this restart launched, and not
+            // while the stack is stopping (that drains it).
+            if launched != 0, !stopping { child.killRun(launched) }
         }
     }
 

@@ -97,6 +97,9 @@ final class SupervisedProcess: Sendable {
             }
             try await Task.sleep(for: .milliseconds(20))
         }
+        // Hung in start-up: it would never exit, so nothing would ever retry it. Killed, its exit
+        // counts as a crash (or ends a first start, which stops the stack).
+        kill(process.processIdentifier, SIGKILL)
         throw DevStackError("\(displayName) printed no READY line within \(timeout); see \(logPath)")
     }
 
@@ -120,11 +123,13 @@ final class SupervisedProcess: Sendable {
         return process.terminationReason == .exit ? process.terminationStatus : 128 + process.terminationStatus
     }
 
-    /// SIGKILLs the current run if it is still there (a restart that hung in start-up); its exit
-    /// then counts as a crash, and the supervisor's backoff takes it from there.
-    func killCurrentRun() {
-        guard let process = state.withLock({ $0.process }), process.isRunning else { return }
-        kill(process.processIdentifier, SIGKILL)
+    /// SIGKILLs the run with process id `run` if it is still the current one and still running
+    /// (a restart that never came to serve); its exit then counts as a crash, and the
+    /// supervisor's backoff takes it from there.
+    func killRun(_ run: Int32) {
+        guard let process = state.withLock({ $0.process }), process.processIdentifier == run, process.isRunning
+        else { return }
+        kill(run, SIGKILL)
     }
 
     static func describeExit(_ process: Process) -> String {

@@ -33,15 +33,17 @@ enum TableRenderer {
         let lists = members.filter { if case .array(let items) = $0.1, items.allSatisfy(isObject) { true } else { false } }
         if lists.count == 1, case .array(let items) = lists[0].1 {
             var out = rows(items)
-            for (key, other) in members where key != lists[0].0 { out += "\n\(key): \(cell(other))" }
+            for (key, other) in members where key != lists[0].0 { out += "\n\(printable(key)): \(cell(other))" }
             return out
         }
         return grid([["FIELD", "VALUE"]] + flattened(members).map { [$0.0, cell($0.1)] })
     }
 
-    /// Nested objects as dotted keys (`item.content`), so a table shows fields, not JSON.
+    /// Nested objects as dotted keys (`item.content`), so a table shows fields, not JSON. Keys are
+    /// shown like values: a metadata key is text an agent wrote.
     static func flattened(_ members: [(String, JSONValue)], prefix: String = "") -> [(String, JSONValue)] {
         members.flatMap { key, value -> [(String, JSONValue)] in
+            let key = printable(key)
             if case .object(let nested) = value, !nested.isEmpty { return flattened(nested, prefix: prefix + key + ".") }
             return [(prefix + key, value)]
         }
@@ -96,7 +98,7 @@ enum TableRenderer {
         }
     }
 
-    private static func printable(_ text: String) -> String {
+    static func printable(_ text: String) -> String {
         guard text.unicodeScalars.contains(where: isControl) else { return text }
         var out = ""
         for scalar in text.unicodeScalars {
