@@ -30,8 +30,9 @@ import Testing
         #expect(revoked == RPCError(.unauthenticated, "invalid, expired or revoked token"))
     }
 
-    /// A token bound to a user cannot mint one that is not: that would undo its own binding.
-    @Test func aCallerActingForAUserIssuesOnlyTokensBoundToThatUser() async throws {
+    /// A token bound to a user cannot mint one that is not (that would undo its own binding), and
+    /// lists and revokes only that user's tokens.
+    @Test func aCallerActingForAUserReachesOnlyThatUsersTokens() async throws {
         let f = try RegistryFixture()
         let bound = f.client(V1.Principal(scope: RegistryFixture.scopeP, userId: "u1", role: .admin))
         for other in ["", "u2"] {
@@ -46,6 +47,15 @@ import Testing
         // An unbound admin still issues any token.
         let unbound = try await f.admin().call(V1.TokensService.issue, V1.IssueTokenRequest(role: .admin))
         #expect(unbound.token?.boundUserId == "")
+        // It lists and revokes its user's tokens only; another's is as good as absent.
+        let listed = try await bound.call(V1.TokensService.list, V1.ListTokensRequest())
+        #expect(listed.tokens.map(\.id) == [issued.token!.id])
+        let other = await rpcError {
+            _ = try await bound.call(V1.TokensService.revoke, V1.RevokeTokenRequest(tokenId: unbound.token!.id))
+        }
+        #expect(other?.code == .notFound)
+        let own = try await bound.call(V1.TokensService.revoke, V1.RevokeTokenRequest(tokenId: issued.token!.id))
+        #expect(own.token?.revokedAtUnixMs != 0)
     }
 
     /// A retried issue creates no second live credential: the first secret cannot be shown

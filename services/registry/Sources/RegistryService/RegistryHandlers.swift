@@ -164,7 +164,8 @@ public struct RegistryHandlers: Sendable {
             try RegistryValidation.idempotencyKey(request.idempotencyKey)
             // A caller acting for one user (an admin token bound to it, or `x-platos-user`) may
             // not mint a token that reaches further: an unbound token, or one bound to someone
-            // else, would undo the binding of its own.
+            // else, would undo the binding of its own. It lists and revokes only that user's
+            // tokens too.
             if !caller.userId.isEmpty, request.boundUserId != caller.userId {
                 throw RPCError(
                     .permissionDenied,
@@ -175,11 +176,12 @@ public struct RegistryHandlers: Sendable {
         router.register(V1.TokensService.revoke) { request, caller in
             try Self.requireAdmin(caller)
             try RegistryValidation.id(request.tokenId, field: "token_id")
-            return V1.RevokeTokenResponse(token: try await store.revokeToken(request.tokenId, scope: caller.scope))
+            return V1.RevokeTokenResponse(
+                token: try await store.revokeToken(request.tokenId, scope: caller.scope, actingFor: caller.userId))
         }
         router.register(V1.TokensService.list) { request, caller in
             try Self.requireAdmin(caller)
-            return try await store.listTokens(request, scope: caller.scope)
+            return try await store.listTokens(request, scope: caller.scope, actingFor: caller.userId)
         }
         router.register(V1.AuthService.resolve) { request, caller in
             try Self.requireGateway(caller)

@@ -24,8 +24,11 @@ protocol RegistryStore: Sendable {
     ) async throws -> (V1.Cluster?, UInt64)
 
     func issueToken(_ request: V1.IssueTokenRequest, scope: V1.Scope) async throws -> V1.IssueTokenResponse
-    func revokeToken(_ id: String, scope: V1.Scope) async throws -> V1.TokenInfo
-    func listTokens(_ request: V1.ListTokensRequest, scope: V1.Scope) async throws -> V1.ListTokensResponse
+    /// `actingFor`: the user a caller acts for ("" for none); it sees and revokes only the tokens
+    /// bound to that user.
+    func revokeToken(_ id: String, scope: V1.Scope, actingFor: String) async throws -> V1.TokenInfo
+    func listTokens(_ request: V1.ListTokensRequest, scope: V1.Scope, actingFor: String) async throws
+        -> V1.ListTokensResponse
     func resolve(secret: String) async throws -> V1.ResolveTokenResponse
 
     func events(after version: UInt64) async throws -> [V1.MembershipEvent]

@@ -36,7 +36,7 @@ extension SQLiteRegistryStore {
         return V1.IssueTokenResponse(token: info, secret: secret.text)
     }
 
-    func revokeToken(_ id: String, scope: V1.Scope) async throws -> V1.TokenInfo {
+    func revokeToken(_ id: String, scope: V1.Scope, actingFor: String) async throws -> V1.TokenInfo {
         let (info, event) = try await writeChangingResolutions { db -> (V1.TokenInfo, V1.MembershipEvent?) in
             guard
                 let row = try Row.fetchOne(
@@ -44,6 +44,8 @@ extension SQLiteRegistryStore {
                     arguments: [id, scope.org, scope.project, scope.env])
             else { throw RegistryError.tokenNotFound(id) }
             var info = RegistryRows.token(row)
+            // Another user's token is one this caller cannot see: the same answer as no token.
+            guard actingFor.isEmpty || info.boundUserId == actingFor else { throw RegistryError.tokenNotFound(id) }
             guard info.revokedAtUnixMs == 0 else { return (info, nil) }
             info.revokedAtUnixMs = RegistryRows.nowMs()
             try db.execute(sql: "UPDATE token SET revoked_at = ? WHERE id = ?", arguments: [info.revokedAtUnixMs, id])
@@ -54,7 +56,9 @@ extension SQLiteRegistryStore {
         return info
     }
 
-    func listTokens(_ request: V1.ListTokensRequest, scope: V1.Scope) async throws -> V1.ListTokensResponse {
+    func listTokens(_ request: V1.ListTokensRequest, scope: V1.Scope, actingFor: String) async throws
+        -> V1.ListTokensResponse
+    {
         let size = PageCursor.size(request.page)
         let after = try PageCursor.after(request.page)
         return try await database.read { db in
@@ -63,6 +67,10 @@ extension SQLiteRegistryStore {
             if !request.agentId.isEmpty {
                 sql += " AND agent_id = ?"
                 arguments += [request.agentId]
+            }
+            if !actingFor.isEmpty {
+                sql += " AND bound_user_id = ?"
+                arguments += [actingFor]
             }
             if !request.includeRevoked { sql += " AND revoked_at = 0" }
             sql += " ORDER BY id LIMIT ?"
