@@ -25,11 +25,7 @@ import Testing
         #expect(closed)
         #expect(RawSocket.frames(bytes).map(\.kind) == [.goaway])
         #expect(observations.count("recall.started") == 0)
-        let deadline = ContinuousClock.now + .seconds(5)
-        while server.liveConnectionHandlers > 0, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        #expect(server.liveConnectionHandlers == 0)
+        #expect(await server.connectionHandlersFreed(within: .seconds(5)))
         await server.shutdownGracefully()
     }
 

@@ -35,11 +35,7 @@ import Testing
             _ = await socket.readToEOF()
         }
 
-        let deadline = ContinuousClock.now + .seconds(10)
-        while server.liveConnectionHandlers > 0, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        #expect(server.liveConnectionHandlers == 0)
+        #expect(await server.connectionHandlersFreed(within: .seconds(10)))
         await server.shutdownGracefully()
     }
 

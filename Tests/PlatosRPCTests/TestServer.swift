@@ -3,7 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import PlatosProto
-import PlatosRPC
+@testable import PlatosRPC
 import ProtobufCSwift
 
 /// Records what handlers observed, so tests can assert on server-side behaviour.
@@ -127,4 +127,16 @@ func client(_ port: Int, configure: (inout RPCClientConfiguration) -> Void = { _
     configure(&configuration)
     let pool = RPCConnectionPool(host: "127.0.0.1", port: port, configuration: configuration)
     return (RPCClient(transport: pool), pool)
+}
+
+extension RPCServer {
+    /// Polls until no connection handler is left in memory (every closed connection freed), or
+    /// `limit` passes; whether that happened.
+    func connectionHandlersFreed(within limit: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + limit
+        while liveConnectionHandlers > 0, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return liveConnectionHandlers == 0
+    }
 }
