@@ -171,6 +171,30 @@ import Testing
     }
 }
 
+@Suite struct MembershipVersionTests {
+    /// The version in admin answers counts the caller's scope only: another tenant's activity
+    /// does not move it.
+    @Test func answersCountTheCallersScopeOnly() async throws {
+        let f = try RegistryFixture()
+        let a = try await f.createAgent("a"), b = try await f.createAgent("b")
+        let p = f.admin()
+        let cluster = try await p.call(V1.ClustersService.create, V1.CreateClusterRequest(name: "P", slug: "p", agentIds: [a.id, b.id]))
+        let noOp = V1.MoveMemberRequest(agentId: a.id, toClusterId: cluster.id)
+        let before = try await p.call(V1.ClustersService.moveMember, noOp).membershipVersion
+        #expect(before == 2)
+
+        let q = f.admin(RegistryFixture.scopeQ)
+        let c = try await f.createAgent("c", scope: RegistryFixture.scopeQ), d = try await f.createAgent("d", scope: RegistryFixture.scopeQ)
+        _ = try await q.call(V1.ClustersService.create, V1.CreateClusterRequest(name: "Q", slug: "q", agentIds: [c.id, d.id]))
+        let token = try await q.call(V1.TokensService.issue, V1.IssueTokenRequest(role: .agent, agentId: c.id))
+        _ = try await q.call(V1.TokensService.revoke, V1.RevokeTokenRequest(tokenId: token.token!.id))
+
+        #expect(try await p.call(V1.ClustersService.moveMember, noOp).membershipVersion == before)
+        let removed = try await p.call(V1.ClustersService.removeMember, V1.RemoveMemberRequest(clusterId: cluster.id, agentId: b.id))
+        #expect(removed.membershipVersion == before + 1)
+    }
+}
+
 @Suite struct WatchTests {
     @Test func aMoveIsPublishedAndAResumingWatcherMissesNothing() async throws {
         let f = try RegistryFixture()

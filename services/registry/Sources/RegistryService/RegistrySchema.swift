@@ -63,5 +63,9 @@ enum RegistrySchema {
                     );
                     """)
         }
+        migrator.registerMigration("v2: membership events by scope") { db in
+            // Public answers count a scope's own changes (scopeVersion), not the global version.
+            try db.execute(sql: "CREATE INDEX membership_event_by_scope ON membership_event(org, project, env, version)")
+        }
     }
 }

@@ -296,7 +296,7 @@ final class SQLiteRegistryStore: RegistryStore {
             return events
         }
         committed(events)
-        return try await currentVersion()
+        return try await scopeVersion(scope, through: events.last?.version)
     }
 
     func setMembership(
@@ -323,9 +323,9 @@ final class SQLiteRegistryStore: RegistryStore {
             let after = try (clusterId ?? requireCurrent).map { try Self.cluster(db, $0, scope) }
             return (after, event)
         }
-        guard let event else { return (cluster, try await currentVersion()) }
+        guard let event else { return (cluster, try await scopeVersion(scope, through: nil)) }
         committed([event])
-        return (cluster, event.version)
+        return (cluster, try await scopeVersion(scope, through: event.version))
     }
 
     // MARK: Events
@@ -357,6 +357,19 @@ final class SQLiteRegistryStore: RegistryStore {
                 db, sql: "SELECT * FROM membership_event WHERE version > ? ORDER BY version LIMIT 10000",
                 arguments: [Int64(clamping: version)]
             ).map(RegistryRows.event)
+        }
+    }
+
+    /// What public answers call the membership version: how many membership changes and token
+    /// revocations `scope` has seen, through the event at `version` (nil: all so far). The global
+    /// version would tell one tenant how busy all the others are.
+    func scopeVersion(_ scope: V1.Scope, through version: UInt64?) async throws -> UInt64 {
+        try await database.read { db in
+            UInt64(
+                try Int64.fetchOne(
+                    db,
+                    sql: "SELECT COUNT(*) FROM membership_event WHERE org = ? AND project = ? AND env = ? AND version <= ?",
+                    arguments: [scope.org, scope.project, scope.env, Int64(clamping: version ?? .max)]) ?? 0)
         }
     }
 

@@ -341,7 +341,9 @@ struct  Platos__V1__DeleteClusterResponse
   ProtobufCMessage base;
   protobuf_c_boolean deleted;
   /*
-   * Membership version after the members were released.
+   * The project scope's membership version after the members were released: how many membership
+   * changes and token revocations that scope has seen. Counted per scope, it says nothing of
+   * other tenants.
    */
   uint64_t membership_version;
 };
@@ -384,7 +386,9 @@ struct  Platos__V1__MoveMemberRequest
 
 
 /*
- * The cluster after a membership change, and the version that change was published at.
+ * The cluster after a membership change, and the project scope's membership version through that
+ * change (how many membership changes and token revocations the scope has seen; a change that
+ * changed nothing reports the current count).
  */
 struct  Platos__V1__MembershipChangeResponse
 {
