@@ -46,7 +46,7 @@ dev: deps
 
 # Tests run one at a time: on 2 cores, end-to-end tests (real processes, kill -9 writers) running
 # beside deadline tests starve the cooperative pool for seconds, which tells nothing about the
-# code. Serially the whole suite takes about 30 s.
+# code. Serially the whole suite takes about 100 s.
 test: deps
 	$(SWIFT) build --build-tests $(SWIFT_TEST_FLAGS)
 	$(SWIFT) test --skip-build --no-parallel $(SWIFT_TEST_FLAGS)
