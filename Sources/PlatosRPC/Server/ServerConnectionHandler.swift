@@ -140,9 +140,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             startCall(frame, context: context)
         case .cancel:
             if let call = calls.removeValue(forKey: frame.callId) {
-                call.task?.cancel()
-                call.deadlineTimer?.cancel()
-                abandoned.insert(frame.callId)
+                abandon(frame.callId, call)
                 metrics.callCancelled()
                 closeIfDrained(context: context)
             }
@@ -309,14 +307,9 @@ final class ServerConnectionHandler: ChannelInboundHandler {
 
     private func deadlinePassed(_ callId: UInt64) {
         guard let context, let call = calls.removeValue(forKey: callId) else { return }
-        call.task?.cancel()
-        abandoned.insert(callId)
         metrics.deadlineExceeded()
-        context.writeAndFlush(
-            wrapOutboundOut(
-                FrameBytes.status(
-                    call.isStream ? .streamEnd : .response, callId: callId, RPCError(.deadlineExceeded, "deadline exceeded"))),
-            promise: nil)
+        end(callId, call, RPCError(.deadlineExceeded, "deadline exceeded"), context: context)
+        context.flush()
         closeIfDrained(context: context)
     }
 
@@ -326,15 +319,19 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             wrapOutboundOut(FrameBytes.status(isStream ? .streamEnd : .response, callId: callId, error)), promise: nil)
     }
 
-    /// Ends a call in flight with `error` now, whatever its handler is doing: the handler is
-    /// cancelled, and its own last frame, when it comes, is dropped.
-    private func end(_ callId: UInt64, _ call: InFlightCall, _ error: RPCError, context: ChannelHandlerContext) {
-        // The handler's own record of the call says CANCELLED (it was cancelled); this is what
-        // the client was told.
-        metrics.endedByShutdown()
+    /// Stops a call taken out of `calls`: its handler is cancelled, its deadline timer too, and
+    /// its id stays taken (and counted against the in-flight limit) until the handler's own last
+    /// frame arrives, which is then dropped.
+    private func abandon(_ callId: UInt64, _ call: InFlightCall) {
         call.task?.cancel()
         call.deadlineTimer?.cancel()
         abandoned.insert(callId)
+    }
+
+    /// Ends a call taken out of `calls` with `error` now, whatever its handler is doing (not
+    /// flushed: the caller flushes once for all it ends).
+    private func end(_ callId: UInt64, _ call: InFlightCall, _ error: RPCError, context: ChannelHandlerContext) {
+        abandon(callId, call)
         context.write(
             wrapOutboundOut(FrameBytes.status(call.isStream ? .streamEnd : .response, callId: callId, error)),
             promise: nil)
@@ -354,6 +351,9 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             promise: nil)
         for (callId, call) in calls where call.isStream {
             calls[callId] = nil
+            // The handler's own record of the call says CANCELLED (it was cancelled); this
+            // counts what the client was told.
+            metrics.endedByShutdown()
             end(callId, call, RPCError(.unavailable, "server is shutting down; reopen the stream from where it ended"), context: context)
         }
         context.flush()
@@ -368,6 +368,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         draining = true
         closing = true
         for (callId, call) in calls {
+            metrics.endedByShutdown()
             end(callId, call, RPCError(.unavailable, "server shut down before the call finished"), context: context)
         }
         calls.removeAll()
