@@ -317,6 +317,18 @@ extension JSONValue {
         }
     }
 
+    /// C0, DEL and C1: characters that would drive a terminal rather than show.
+    public static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
+    }
+
+    /// `\u001b`: a character of the Basic Multilingual Plane as JSON escapes it (the CLI's tables
+    /// show control characters the same way).
+    public static func unicodeEscape(_ scalar: Unicode.Scalar) -> String {
+        let hex = String(scalar.value, radix: 16)
+        return "\\u" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
+    }
+
     static func writeString(_ s: String, to out: inout String) {
         out += "\""
         for scalar in s.unicodeScalars {
@@ -326,10 +338,8 @@ extension JSONValue {
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"
-            // C0, DEL and C1 escaped: JSON printed to a terminal must not drive it (U+009B is CSI).
-            case _ where scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value):
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            // JSON printed to a terminal must not drive it (U+009B is CSI).
+            case _ where Self.isControl(scalar): out += Self.unicodeEscape(scalar)
             default: out.unicodeScalars.append(scalar)
             }
         }

@@ -23,7 +23,7 @@ struct MethodInvoker {
             throw error
         }
         await pool.close()
-        return try decode(method, bytes)
+        return try Self.decode(method, bytes, includeDefaults: !options.fields.isEmpty)
     }
 
     /// A server-streaming call; `each` gets every message as it arrives.
@@ -45,10 +45,6 @@ struct MethodInvoker {
 
     /// A response as proto3 JSON; one that is not the method's response type is `INTERNAL`
     /// (the gateway answered something this client cannot read), not a crash of the parser.
-    private func decode(_ method: RPCMethodDescriptor, _ bytes: [UInt8]) throws -> JSONValue {
-        try Self.decode(method, bytes, includeDefaults: !options.fields.isEmpty)
-    }
-
     static func decode(_ method: RPCMethodDescriptor, _ bytes: [UInt8], includeDefaults: Bool) throws -> JSONValue {
         do {
             return try method.responseType.init(serializedBytes: bytes).jsonValue(includeDefaults: includeDefaults)

@@ -99,24 +99,18 @@ enum TableRenderer {
     }
 
     static func printable(_ text: String) -> String {
-        guard text.unicodeScalars.contains(where: isControl) else { return text }
+        guard text.unicodeScalars.contains(where: JSONValue.isControl) else { return text }
         var out = ""
         for scalar in text.unicodeScalars {
             if scalar == "\n" {
                 out += "⏎"
-            } else if isControl(scalar) {
-                out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
-                    + String(scalar.value, radix: 16)
+            } else if JSONValue.isControl(scalar) {
+                out += JSONValue.unicodeEscape(scalar)
             } else {
                 out.unicodeScalars.append(scalar)
             }
         }
         return out
-    }
-
-    /// C0, DEL and C1.
-    private static func isControl(_ scalar: Unicode.Scalar) -> Bool {
-        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
     }
 
     private static func isObject(_ value: JSONValue) -> Bool {
