@@ -13,8 +13,9 @@ import ServiceLifecycle
 /// - anything else: 404 (405 for another method on those two paths).
 ///
 /// HTTP/1.1 with keep-alive. Requests are bounded (16 KiB of headers, no body beyond 4 KiB);
-/// a malformed or oversized request gets a 4xx and the connection is closed, and a connection
-/// idle for 30 s is closed. At most ``maxConnections`` are open at once (the port is for
+/// a malformed or oversized request gets a 4xx and the connection is closed, a connection
+/// idle for 30 s is closed, and so is one that takes more than 10 s to send a request whose first
+/// bytes have arrived (a client dripping a byte at a time would otherwise never be idle). At most ``maxConnections`` are open at once (the port is for
 /// scrapers and probes, not crowds: more would only hold file descriptors the RPC server needs),
 /// and a connection is answered only while it takes writes, so a client that pipelines requests
 /// and reads nothing holds one answer, not one per request.
@@ -33,6 +34,7 @@ public final class AdminHTTPServer: Service, Sendable {
 
     static let maxBodyBytes = 4096
     static let idleTimeout = TimeAmount.seconds(30)
+    static let requestReadTimeout = TimeAmount.seconds(10)
 
     /// `isServing` answers `/healthz`.
     public init(
@@ -61,6 +63,7 @@ public final class AdminHTTPServer: Service, Sendable {
         limits.maxHeaderFieldCount = 100
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(IdleStateHandler(readTimeout: AdminHTTPServer.idleTimeout))
+        try sync.addHandler(RequestReadDeadline(timeout: AdminHTTPServer.requestReadTimeout))
         try sync.configureHTTPServerPipeline(
             withPipeliningAssistance: true, withErrorHandling: true,
             withOutboundHeaderValidation: true, withEncoderConfiguration: .init(),
@@ -154,6 +157,7 @@ final class AdminHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .end:
             guard let head = request else { return }
             request = nil
+            context.triggerUserOutboundEvent(RequestReadDeadline.RequestRead(), promise: nil)
             if context.channel.isWritable {
                 route(context, head)
             } else {
@@ -229,5 +233,53 @@ final class AdminHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         context.close(promise: nil)
+    }
+}
+
+/// Closes a connection that has sent part of a request and not the rest within `timeout`.
+///
+/// The idle timeout alone cannot: it restarts with every byte read, so a client sending a header
+/// byte every few seconds would hold one of the port's few connection slots for ever. The clock
+/// starts with the first bytes read while no request is under way and stops when the HTTP handler
+/// has read a whole request (``RequestRead``, an outbound event from behind the decoder).
+final class RequestReadDeadline: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    /// Sent by the handler behind the decoder once it has read a request in full.
+    struct RequestRead {}
+
+    private let timeout: TimeAmount
+    private var deadline: Scheduled<Void>?
+
+    init(timeout: TimeAmount) {
+        self.timeout = timeout
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if deadline == nil {
+            let context = NIOLoopBound(context, eventLoop: context.eventLoop)
+            deadline = context.value.eventLoop.scheduleTask(in: timeout) {
+                context.value.close(promise: nil)
+            }
+        }
+        context.fireChannelRead(data)
+    }
+
+    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+        guard event is RequestRead else {
+            context.triggerUserOutboundEvent(event, promise: promise)
+            return
+        }
+        deadline?.cancel()
+        deadline = nil
+        promise?.succeed()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        deadline = nil
     }
 }

@@ -136,6 +136,53 @@ import Testing
         _ = try? channel.finish()
     }
 
+    /// A client that drips a request a byte at a time, never idle for the idle timeout, is closed
+    /// once the request has taken longer than the request read timeout.
+    @Test func aRequestDrippedInSlowerThanTheReadTimeoutClosesTheConnection() throws {
+        let channel = EmbeddedChannel()
+        try AdminHTTPServer.configure(channel, registry: PrometheusCollectorRegistry(), isServing: { true })
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        let request = Array("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+        let step = TimeAmount.seconds(3)
+        var sent = 0
+        while channel.isActive, sent < request.count {
+            try channel.writeInbound(ByteBuffer(bytes: [request[sent]]))
+            sent += 1
+            channel.embeddedEventLoop.advanceTime(by: step)
+        }
+        #expect(!channel.isActive)
+        // Closed by the read deadline (10 s = 4 steps), long before the request was complete
+        // and with no gap anywhere near the 30 s idle timeout.
+        #expect(sent == 4)
+        // Never answered (the decoder's 400 for the cut-off request goes to a closed channel).
+        var written = ""
+        while let bytes = try channel.readOutbound(as: ByteBuffer.self) { written += String(buffer: bytes) }
+        #expect(!written.contains("200 OK"))
+        _ = try? channel.finish()
+    }
+
+    /// The read deadline covers a request being read, not a connection between requests: one
+    /// sent in pieces within it is answered, and the connection then stays open while idle.
+    @Test func theReadDeadlineStopsOnceARequestIsRead() throws {
+        let channel = EmbeddedChannel()
+        try AdminHTTPServer.configure(channel, registry: PrometheusCollectorRegistry(), isServing: { true })
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        func answer() throws -> String {
+            var text = ""
+            while let bytes = try channel.readOutbound(as: ByteBuffer.self) { text += String(buffer: bytes) }
+            return text
+        }
+        for _ in 0..<3 {
+            try channel.writeInbound(ByteBuffer(string: "GET /healthz HTTP/1.1\r\n"))
+            channel.embeddedEventLoop.advanceTime(by: .seconds(6))
+            try channel.writeInbound(ByteBuffer(string: "Host: x\r\n\r\n"))
+            #expect(try answer().hasPrefix("HTTP/1.1 200 OK"))
+            channel.embeddedEventLoop.advanceTime(by: .seconds(20))
+            #expect(channel.isActive)
+        }
+        _ = try? channel.finish()
+    }
+
     /// Connections beyond the limit are closed as they open; those within it are served.
     @Test func connectionsBeyondTheLimitAreClosed() async throws {
         let registry = PrometheusCollectorRegistry()
