@@ -40,4 +40,6 @@ public enum MetadataKey {
     public static let currentVersion = "current-version"
     /// On ALREADY_EXISTS from a retried `tokens.issue`: the token the first call issued.
     public static let tokenId = "token-id"
+    /// On UNAVAILABLE, `true`: the call was refused before anything ran (``RPCError/notStarted(_:)``).
+    public static let notStarted = "not-started"
 }

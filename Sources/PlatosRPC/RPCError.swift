@@ -80,4 +80,15 @@ extension RPCError {
             "the stream's reader fell more than \(limits.maxMessages) messages or \(limits.maxBytes) bytes behind; "
                 + "the call was ended: reopen it from the last position read")
     }
+
+    /// UNAVAILABLE for a call refused before anything of it ran: a draining server turned it
+    /// away, or the connection was going away or gone before the request was sent. Sending it
+    /// again cannot do its work twice, so ``RPCConnectionPool`` retries it even for a method that
+    /// is not idempotent (gRPC's "transparent retry").
+    public static func notStarted(_ message: String) -> RPCError {
+        RPCError(.unavailable, message, details: [MetadataKey.notStarted: "true"])
+    }
+
+    /// True for an ``notStarted(_:)`` error, from this process or from the wire.
+    public var wasNotStarted: Bool { code == .unavailable && details[MetadataKey.notStarted] == "true" }
 }

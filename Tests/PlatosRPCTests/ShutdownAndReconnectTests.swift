@@ -65,6 +65,8 @@ import Testing
         let (rest, closed) = await socket.readToEOF()
         let frames = RawSocket.frames(buffer + rest)
         #expect(frames.first { $0.callId == 2 }?.status?.code == .unavailable)
+        // Marked as never started: a client may send it again, idempotent or not.
+        #expect(frames.first { $0.callId == 2 }.flatMap { $0.status.map(RPCError.init(status:)) }?.wasNotStarted == true)
         #expect(frames.first { $0.callId == 1 }?.status?.code == .ok)
         #expect(closed)
         await shutdown.value

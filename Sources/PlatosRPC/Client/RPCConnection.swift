@@ -122,12 +122,15 @@ public final class RPCConnection: Sendable {
 
     // MARK: Calls
 
-    /// Records a waiting call, or says why the connection cannot take it.
+    /// Records a waiting call, or says why the connection cannot take it. Either way nothing has
+    /// been sent: a refusal here is ``RPCError/notStarted(_:)``.
     private func register(_ id: UInt64, _ pending: Pending) -> RPCError? {
         state.withLockedValue { state in
-            if let reason = state.closedReason { return reason }
+            if let reason = state.closedReason {
+                return reason.code == .unavailable ? .notStarted(reason.message) : reason
+            }
             if state.goingAway {
-                return RPCError(.unavailable, "\(endpoint) is going away; retry on a new connection")
+                return .notStarted("\(endpoint) is going away; retry on a new connection")
             }
             state.pending[id] = pending
             return nil

@@ -8,7 +8,9 @@ import PlatosProto
 ///
 /// While an endpoint is down, calls fail fast with `UNAVAILABLE` (no hang until the deadline):
 /// one connect attempt at a time per slot, and none inside the backoff window. Idempotent
-/// methods are retried on `UNAVAILABLE`, a bounded number of times, within their deadline.
+/// methods are retried on `UNAVAILABLE`, a bounded number of times, within their deadline; so
+/// is any call refused before it started (``RPCError/notStarted(_:)``, a draining server's
+/// answer), whatever its method.
 public final class RPCConnectionPool: RPCTransport {
     private enum Slot {
         case empty(attempt: Int, retryAt: ContinuousClock.Instant)
@@ -177,7 +179,8 @@ public final class RPCConnectionPool: RPCTransport {
                 let connection = try await connection(deadline: deadline)
                 return try await connection.unary(method: method.name, payload: payload, metadata: metadata, deadline: deadline)
             } catch let error as RPCError
-                where error.code == .unavailable && method.idempotent && attempt < configuration.maxRetries && !isClosed
+                where error.code == .unavailable && (method.idempotent || error.wasNotStarted)
+                    && attempt < configuration.maxRetries && !isClosed
             {
                 let pause = configuration.backoff(attempt: attempt)
                 if let deadline, ContinuousClock.now + pause >= deadline { throw error }

@@ -208,7 +208,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             metrics.callRejected(frame.method, .unavailable)
             reply(
                 context, callId, isStream: isStream,
-                RPCError(.unavailable, "server is shutting down; retry on another connection"))
+                RPCError.notStarted("server is shutting down; retry on another connection"))
             return
         }
         guard calls[callId] == nil, !abandoned.contains(callId) else {
