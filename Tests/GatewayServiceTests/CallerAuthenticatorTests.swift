@@ -33,10 +33,56 @@ import Testing
 
 /// What the principal cache keeps, and when it stops keeping it.
 @Suite struct PrincipalCacheTests {
-    static func entry(agent: String, version: UInt64) -> PrincipalCache.Entry {
+    static func entry(agent: String, version: UInt64, org: String = "o", token: String? = nil) -> PrincipalCache.Entry {
         PrincipalCache.Entry(
-            principal: V1.Principal(agentId: agent, clusterId: "c1", role: .agent, membershipVersion: version),
-            tokenId: "tok-\(agent)", expiresAtUnixMs: 0, storedAt: .now)
+            principal: V1.Principal(
+                scope: V1.Scope(org: org, project: "p", env: "dev"), agentId: agent, clusterId: "c1", role: .agent,
+                membershipVersion: version),
+            tokenId: token ?? "tok-\(agent)", expiresAtUnixMs: 0, storedAt: .now)
+    }
+
+    /// A cache holding `agent`'s token (secret `secret-<agent>`) for each of `agents`.
+    static func filled(_ agents: [(agent: String, org: String)]) -> PrincipalCache {
+        let cache = PrincipalCache(ttl: .seconds(30))
+        cache.feedCaughtUp(at: 1)
+        for (agent, org) in agents {
+            cache.store(entry(agent: agent, version: 1, org: org), for: PrincipalCache.key("secret-\(agent)"), readAt: cache.generation)
+        }
+        return cache
+    }
+
+    /// An admin change through the gateway drops its own project scope's tokens, not every
+    /// tenant's: one tenant's admin calls must not cost the others a registry lookup per call.
+    @Test func invalidatingAScopeKeepsOtherScopesTokens() {
+        let cache = Self.filled([("a1", "tenant-a"), ("a2", "tenant-a"), ("b1", "tenant-b")])
+        cache.invalidate(scope: V1.Scope(org: "tenant-a", project: "p", env: "dev"))
+        #expect(cache.lookup(PrincipalCache.key("secret-a1")) == nil)
+        #expect(cache.lookup(PrincipalCache.key("secret-a2")) == nil)
+        #expect(cache.lookup(PrincipalCache.key("secret-b1"))?.principal.agentId == "b1")
+    }
+
+    /// An event drops the moved agent's tokens and the revoked token, nothing else; an event
+    /// for one agent does not touch tokens with no agent (admin tokens).
+    @Test func eventsDropOnlyTheTokensTheyTouch() {
+        let cache = Self.filled([("x", "o"), ("y", "o"), ("", "o")])
+        cache.apply(V1.MembershipEvent(version: 2, agentId: "x", clusterId: "c2", previousClusterId: "c1"))
+        #expect(cache.lookup(PrincipalCache.key("secret-x")) == nil)
+        #expect(cache.lookup(PrincipalCache.key("secret-y")) != nil)
+        cache.apply(V1.MembershipEvent(version: 3, revokedTokenId: "tok-y"))
+        #expect(cache.lookup(PrincipalCache.key("secret-y")) == nil)
+        #expect(cache.lookup(PrincipalCache.key("secret-")) != nil)
+    }
+
+    /// A token stored again (resolved anew) is indexed once: dropping it later leaves nothing.
+    @Test func aTokenStoredTwiceIsDroppedByOneEvent() {
+        let cache = Self.filled([("x", "o")])
+        let key = PrincipalCache.key("secret-x")
+        cache.store(Self.entry(agent: "x", version: 1, org: "o"), for: key, readAt: cache.generation)
+        cache.apply(V1.MembershipEvent(version: 2, revokedTokenId: "tok-x"))
+        #expect(cache.lookup(key) == nil)
+        cache.store(Self.entry(agent: "x", version: 2, org: "o"), for: key, readAt: cache.generation)
+        cache.invalidate(scope: V1.Scope(org: "o", project: "p", env: "dev"))
+        #expect(cache.lookup(key) == nil)
     }
 
     /// An answer the registry computed before a change the cache has heard of would bring back

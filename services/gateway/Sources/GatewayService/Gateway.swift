@@ -128,7 +128,10 @@ public final class Gateway: Sendable {
         let backends = self.backends
         switch method.kind {
         case .unary:
-            let changesIdentities = method.owner == .registry && method.access == .admin
+            // Admin writes to the registry may change who a token is (memberships, revocations):
+            // the caller's own project scope is dropped from the cache once one returns, so the
+            // very next call sees the change. Reads (tokens.list) change nothing.
+            let changesIdentities = method.owner == .registry && method.access == .admin && !method.idempotent
             if Self.longPolls.contains(method.name) {
                 return .unary { [self] payload, context in
                     try await runLive(method, context) { [self] principal in
@@ -143,7 +146,7 @@ public final class Gateway: Sendable {
                 let metadata = try backends.stamped(context.metadata, principal: principal, method: method.name)
                 let response = try await pool.unary(
                     method: method, payload: payload, metadata: metadata, deadline: deadline(context))
-                if changesIdentities { cache.invalidateAll() }
+                if changesIdentities { cache.invalidate(scope: principal.scope) }
                 return response
             }
         case .serverStreaming:

@@ -24,15 +24,62 @@ final class PrincipalCache: Sendable {
 
     private struct State {
         var entries: [Key: Entry] = [:]
+        /// Which entries each agent, token and project scope has, so that a change drops just
+        /// the entries it touches, in time proportional to them and not to the whole cache.
+        var keysByAgent: [String: Set<Key>] = [:]
+        var keyByToken: [String: Key] = [:]
+        var keysByScope: [ScopeKey: Set<Key>] = [:]
         var feedLive = false
         /// Moves on every invalidation, so a resolution that raced one is not stored.
         var generation: UInt64 = 0
         /// The newest membership version heard from `registry.watch` (events and catch-up
         /// markers): a resolution made at an older one is not stored.
         var knownVersion: UInt64 = 0
+
+        mutating func insert(_ entry: Entry, for key: Key) {
+            remove(key)
+            entries[key] = entry
+            keysByAgent[entry.principal.agentId, default: []].insert(key)
+            if let stale = keyByToken.updateValue(key, forKey: entry.tokenId), stale != key { remove(stale) }
+            keysByScope[ScopeKey(entry.principal.scope), default: []].insert(key)
+        }
+
+        mutating func remove(_ key: Key) {
+            guard let entry = entries.removeValue(forKey: key) else { return }
+            let agent = entry.principal.agentId
+            keysByAgent[agent]?.remove(key)
+            if keysByAgent[agent]?.isEmpty == true { keysByAgent[agent] = nil }
+            if keyByToken[entry.tokenId] == key { keyByToken[entry.tokenId] = nil }
+            let scope = ScopeKey(entry.principal.scope)
+            keysByScope[scope]?.remove(key)
+            if keysByScope[scope]?.isEmpty == true { keysByScope[scope] = nil }
+        }
+
+        mutating func removeAll() {
+            entries.removeAll(keepingCapacity: true)
+            keysByAgent.removeAll()
+            keyByToken.removeAll()
+            keysByScope.removeAll()
+        }
+    }
+
+    /// A project scope as a dictionary key.
+    struct ScopeKey: Hashable, Sendable {
+        let org: String
+        let project: String
+        let env: String
+
+        init(_ scope: V1.Scope?) {
+            org = scope?.org ?? ""
+            project = scope?.project ?? ""
+            env = scope?.env ?? ""
+        }
     }
 
     private let ttl: Duration
+    /// Past this many tokens the cache starts again from empty: bounded memory whatever callers
+    /// present (only tokens the registry resolved are stored).
+    static let maxEntries = 100_000
     private let state = NIOLockedValueBox(State())
 
     init(ttl: Duration) { self.ttl = ttl }
@@ -86,29 +133,42 @@ final class PrincipalCache: Sendable {
             guard state.feedLive, state.generation == generation,
                 entry.principal.membershipVersion >= state.knownVersion
             else { return }
-            if state.entries.count > 100_000 { state.entries.removeAll(keepingCapacity: true) }
-            state.entries[key] = entry
+            if state.entries.count >= Self.maxEntries { state.removeAll() }
+            state.insert(entry, for: key)
         }
     }
 
-    /// Applies one event from `registry.watch`.
+    /// Applies one event from `registry.watch`: drops the entries of the agent it moved and of
+    /// the token it revoked.
     func apply(_ event: V1.MembershipEvent) {
         state.withLockedValue { state in
             guard !event.agentId.isEmpty || !event.revokedTokenId.isEmpty else { return }
             state.knownVersion = max(state.knownVersion, event.version)
             state.generation &+= 1
-            state.entries = state.entries.filter { _, entry in
-                entry.principal.agentId != event.agentId && entry.tokenId != event.revokedTokenId
+            if !event.agentId.isEmpty {
+                for key in state.keysByAgent[event.agentId] ?? [] { state.remove(key) }
+            }
+            if !event.revokedTokenId.isEmpty, let key = state.keyByToken[event.revokedTokenId] {
+                state.remove(key)
             }
         }
     }
 
-    /// Drops everything: after an admin change made through this gateway, so the very next call
-    /// sees it even before the watch feed delivers the event.
+    /// Drops one project scope's entries: after an admin change made through this gateway in
+    /// that scope, so the very next call sees it even before the watch feed delivers the event.
+    /// Other tenants' entries stay: one tenant's admin calls cost nobody else a registry lookup.
+    func invalidate(scope: V1.Scope?) {
+        state.withLockedValue { state in
+            state.generation &+= 1
+            for key in state.keysByScope[ScopeKey(scope)] ?? [] { state.remove(key) }
+        }
+    }
+
+    /// Drops everything (the registry's history was reset).
     func invalidateAll() {
         state.withLockedValue { state in
             state.generation &+= 1
-            state.entries.removeAll()
+            state.removeAll()
         }
     }
 
@@ -127,7 +187,7 @@ final class PrincipalCache: Sendable {
         state.withLockedValue { state in
             state.feedLive = false
             state.generation &+= 1
-            state.entries.removeAll()
+            state.removeAll()
         }
     }
 }
