@@ -19,7 +19,7 @@ import Testing
         }
     }
 
-    static func startStack() async throws -> Stack {
+    static func startStack(gatewayArguments: [String] = []) async throws -> Stack {
         let dataDir = ServiceProcess.temporaryDataDirectory()
         let (secret, status) = try ServiceProcess.issueAdminToken(dataDir: dataDir)
         guard status == 0 else { throw RPCError(.internal, "issue-admin-token exited \(status)") }
@@ -31,7 +31,7 @@ import Testing
             extraArguments: [
                 "--registry", "127.0.0.1:\(registry.port)", "--memory", "127.0.0.1:\(memory.port)",
                 "--threads", "127.0.0.1:\(threads.port)",
-            ])
+            ] + gatewayArguments)
         return Stack(registry: registry, memory: memory, threads: threads, gateway: gateway, adminSecret: secret)
     }
 

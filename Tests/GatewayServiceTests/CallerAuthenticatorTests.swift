@@ -15,6 +15,16 @@ import Testing
         #expect(CallerAuthenticator.bearerSecret("Bearer a b") == "a b")
     }
 
+    /// The scheme is case-insensitive, as HTTP's are; anything else is not a bearer credential.
+    @Test func theSchemeIsMatchedWithoutRegardToCase() {
+        #expect(CallerAuthenticator.bearerSecret("bearer pt_x") == "pt_x")
+        #expect(CallerAuthenticator.bearerSecret("BEARER pt_x") == "pt_x")
+        #expect(CallerAuthenticator.bearerSecret("Basic cHQ6eA==") == nil)
+        #expect(CallerAuthenticator.bearerSecret("Bearerpt_x") == nil)
+        #expect(CallerAuthenticator.bearerSecret("Bearer\u{0}pt_x") == nil)
+        #expect(CallerAuthenticator.bearerSecret("pt_x") == nil)
+    }
+
     @Test func nonASCIIHeadersAreTrimmedAsFoundationTrimsThem() {
         for header in ["Bearer \u{00A0}pt_x\u{2003}", "Bearer  tök ", "Bearer \u{3000}"] {
             let expected = String(header.dropFirst("Bearer ".count)).trimmingCharacters(in: .whitespaces)

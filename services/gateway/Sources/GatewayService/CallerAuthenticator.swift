@@ -21,27 +21,42 @@ struct CallerAuthenticator: Sendable {
     let cache: PrincipalCache
 
     /// The caller, or `UNAUTHENTICATED` / `PERMISSION_DENIED` / `UNAVAILABLE`.
-    func caller(_ context: ServerContext) async throws -> AuthenticatedCaller {
-        guard let header = context.metadata[MetadataKey.authorization], header.hasPrefix("Bearer ") else {
+    ///
+    /// `admit` runs once the token is known and before anything else is looked up for the call
+    /// (the task named in `x-platos-task` is a read on the threads service): a caller over its
+    /// rate limit must cost the backends nothing.
+    func caller(
+        _ context: ServerContext, admit: (PrincipalCache.Entry) throws -> Void = { _ in }
+    ) async throws -> AuthenticatedCaller {
+        guard let header = context.metadata[MetadataKey.authorization] else {
             throw RPCError(.unauthenticated, "missing 'authorization: Bearer <token>' metadata")
         }
-        let secret = Self.bearerSecret(header)
+        guard let secret = Self.bearerSecret(header) else {
+            throw RPCError(.unauthenticated, "the authorization metadata must be 'Bearer <token>'")
+        }
         guard !secret.isEmpty else { throw RPCError(.unauthenticated, "the bearer token is empty") }
         let resolved = try await resolve(secret)
+        try admit(resolved)
         var principal = resolved.principal
         try await actFor(&principal, context)
         return AuthenticatedCaller(
             principal: principal, tokenId: resolved.tokenId, tokenExpiresAtUnixMs: resolved.expiresAtUnixMs)
     }
 
-    /// What follows `Bearer `, without the spaces and tabs around it. Tokens are ASCII: those are
-    /// trimmed byte by byte (for ASCII, `.whitespaces` is exactly space and tab); anything else
-    /// goes through Foundation's `trimmingCharacters`, which cost a twentieth of the gateway's CPU
-    /// when every call went through it.
-    static func bearerSecret(_ header: String) -> String {
-        let rest = header.utf8.dropFirst("Bearer ".count)
+    /// What follows `Bearer `, without the spaces and tabs around it, or nil when the header is
+    /// not a bearer credential. The scheme is matched without regard to case, as HTTP's are
+    /// (RFC 9110 §11.1). Tokens are ASCII: those are trimmed byte by byte (for ASCII,
+    /// `.whitespaces` is exactly space and tab); anything else goes through Foundation's
+    /// `trimmingCharacters`, which cost a twentieth of the gateway's CPU when every call went
+    /// through it.
+    static func bearerSecret(_ header: String) -> String? {
+        let scheme = "bearer ".utf8
+        guard header.utf8.count >= scheme.count,
+            zip(header.utf8, scheme).allSatisfy({ (0x41...0x5A).contains($0) ? $0 | 0x20 == $1 : $0 == $1 })
+        else { return nil }
+        let rest = header.utf8.dropFirst(scheme.count)
         guard rest.allSatisfy({ $0 < 0x80 }) else {
-            return String(header.dropFirst("Bearer ".count)).trimmingCharacters(in: .whitespaces)
+            return String(header.dropFirst(scheme.count)).trimmingCharacters(in: .whitespaces)
         }
         let isBlank = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
         guard let first = rest.firstIndex(where: { !isBlank($0) }), let last = rest.lastIndex(where: { !isBlank($0) }) else {

@@ -20,7 +20,7 @@ public final class Gateway: Sendable {
     public init(configuration: GatewayConfiguration, signer: PrincipalSigner, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
-        backends = Backends(configuration: configuration, signer: signer)
+        backends = Backends(configuration: configuration, signer: signer, logger: logger)
         cache = PrincipalCache(ttl: configuration.principalCacheTTL)
         authenticator = CallerAuthenticator(backends: backends, cache: cache)
         limiter = RateLimiter(perSecond: configuration.rateLimitPerSecond, burst: configuration.rateLimitBurst)
@@ -69,13 +69,14 @@ public final class Gateway: Sendable {
 
     /// ``admit(_:_:)``, with the token that was presented.
     func admitCaller(_ method: RPCMethodDescriptor, _ context: ServerContext) async throws -> AuthenticatedCaller {
-        let caller = try await authenticator.caller(context)
-        let principal = caller.principal
-        if let wait = limiter.admit(caller.tokenId) {
-            throw RPCError(
-                .resourceExhausted, "rate limit exceeded for this token; retry in \(wait) ms",
-                details: [MetadataKey.retryAfterMs: String(wait)])
+        let caller = try await authenticator.caller(context) { [limiter] token in
+            if let wait = limiter.admit(token.tokenId) {
+                throw RPCError(
+                    .resourceExhausted, "rate limit exceeded for this token; retry in \(wait) ms",
+                    details: [MetadataKey.retryAfterMs: String(wait)])
+            }
         }
+        let principal = caller.principal
         if method.access == .admin, principal.role != .admin {
             throw RPCError(.permissionDenied, "\(method.name) needs an admin token for this project scope")
         }
@@ -210,9 +211,12 @@ public final class Gateway: Sendable {
     }
 
     /// One round trip for an agent turn: recall and the thread's newest messages in parallel. A
-    /// failing side (a backend that is down) does not fail the call; its status says what went
-    /// wrong. A thread the caller cannot read does: `NOT_FOUND` or `PERMISSION_DENIED`, as from
-    /// threads.get.
+    /// side that fails for want of a backend (down, overloaded, timed out) does not fail the
+    /// call; its status says what went wrong. A request that is wrong does, whichever side said
+    /// so: a thread the caller cannot read is `NOT_FOUND` or `PERMISSION_DENIED`, as from
+    /// threads.get, and bad input (no end user, a limit out of range) is the side's own
+    /// `INVALID_ARGUMENT`, named after the call that refused it. A partial answer to a request
+    /// that cannot succeed would only hide the mistake.
     func loadContext(_ request: V1.LoadContextRequest, _ context: ServerContext) async throws -> V1.LoadContextResponse {
         let principal = try await admit(V1.ContextService.load.descriptor, context)
         guard !request.threadId.isEmpty else { throw RPCError(.invalidArgument, "thread_id is required") }
@@ -243,6 +247,11 @@ public final class Gateway: Sendable {
         where error.code == .notFound || error.code == .permissionDenied {
             throw error
         }
+        for (side, outcome) in [("memory.recall", memories.map { _ in () }), ("messages.list", messages.map { _ in () })] {
+            if case .failure(let error) = outcome, Self.callersMistakes.contains(error.code) {
+                throw RPCError(error.code, "\(side): \(error.message)", details: error.details)
+            }
+        }
         var response = V1.LoadContextResponse()
         switch memories {
         case .success(let r): response.memories = r.items; response.memoriesStatus = V1.Status(code: .ok)
@@ -259,6 +268,12 @@ public final class Gateway: Sendable {
         Self.fitInOneAnswer(&response)
         return response
     }
+
+    /// Answers that say the request itself is wrong: sending it again cannot help, so
+    /// context.load fails whole rather than answer one side.
+    static let callersMistakes: Set<RPCError.Code> = [
+        .invalidArgument, .outOfRange, .failedPrecondition, .unauthenticated, .permissionDenied, .notFound,
+    ]
 
     /// Each side fits one answer by itself (``ResponseBudget``); both together may not. The
     /// oldest messages go first, then the lowest-ranked memories, until the whole is within
