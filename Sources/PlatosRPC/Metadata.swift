@@ -6,6 +6,17 @@ public struct Metadata: Sendable, Hashable, ExpressibleByDictionaryLiteral {
 
     public init(_ entries: [V1.MetadataEntry] = []) { self.entries = entries }
 
+    /// Metadata as a peer sent it, keys lower-cased: keys are case-insensitive, as in HTTP/2 and
+    /// gRPC, so `Authorization` is `authorization` to every reader (and to every filter that
+    /// drops an entry by its key).
+    public init(wire entries: [V1.MetadataEntry]) {
+        self.entries = entries
+        for index in self.entries.indices
+        where self.entries[index].key.utf8.contains(where: { (0x41...0x5A).contains($0) || $0 >= 0x80 }) {
+            self.entries[index].key = self.entries[index].key.lowercased()
+        }
+    }
+
     public init(dictionaryLiteral elements: (String, String)...) {
         entries = elements.map { V1.MetadataEntry(key: $0.0.lowercased(), value: $0.1) }
     }
@@ -40,6 +51,9 @@ public enum MetadataKey {
     public static let currentVersion = "current-version"
     /// On ALREADY_EXISTS from a retried `tokens.issue`: the token the first call issued.
     public static let tokenId = "token-id"
+    /// On UNAUTHENTICATED from a backend, `true`: the gateway's principal stamp was refused,
+    /// not the caller's token (`RPCError.principalRejected`).
+    public static let principalRejected = "principal-rejected"
     /// On UNAVAILABLE, `true`: the call was refused before anything ran (``RPCError/notStarted(_:)``).
     public static let notStarted = "not-started"
 }

@@ -57,6 +57,23 @@ import Testing
         await server.shutdownGracefully()
     }
 
+    /// Metadata keys are case-insensitive: whatever case a peer sends, handlers read them lower-cased.
+    @Test func metadataKeysReachHandlersLowerCased() async throws {
+        var router = RPCRouter()
+        router.register(V1.MemoryService.get) { request, context in
+            V1.MemoryItem(id: "\(context.metadata["x-platos-user"] ?? "-")|\(context.metadata["x-ünï"] ?? "-")")
+        }
+        let (server, port) = try await startServer(router)
+        let connection = try await RPCConnection.connect(host: "127.0.0.1", port: port)
+        let answer = try await connection.unary(
+            method: "memory.get", payload: try V1.GetMemoryRequest(memoryId: "a").serializedBytes(),
+            metadata: Metadata([V1.MetadataEntry(key: "X-Platos-User", value: "u1"), V1.MetadataEntry(key: "X-ÜNÏ", value: "u2")]),
+            deadline: nil)
+        #expect(try V1.MemoryItem(serializedBytes: answer).id == "u1|u2")
+        await connection.close()
+        await server.shutdownGracefully()
+    }
+
     @Test func healthCheckIsServedByEveryServer() async throws {
         let (server, port) = try await startServer(RPCRouter())
         let (client, pool) = client(port)

@@ -243,7 +243,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             }
         }
         let serverContext = ServerContext(
-            method: frame.method, metadata: Metadata(frame.metadata), deadline: deadline, peer: peer, callId: callId)
+            method: frame.method, metadata: Metadata(wire: frame.metadata), deadline: deadline, peer: peer, callId: callId)
         let outbox = self.outbox!
         let maxFrameLength = configuration.maxFrameLength
         let metrics = self.metrics
