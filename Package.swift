@@ -288,7 +288,7 @@ let package = Package(
         .testTarget(name: "MemoryServiceTests", dependencies: serviceTestDependencies + ["MemoryService"], swiftSettings: swiftSettings),
         .testTarget(name: "ThreadsServiceTests", dependencies: serviceTestDependencies + ["ThreadsService"], swiftSettings: swiftSettings),
         .testTarget(
-            name: "GatewayServiceTests", dependencies: ["GatewayService", "PlatosProto", "PlatosRPC", "PlatosService"], swiftSettings: swiftSettings),
+            name: "GatewayServiceTests", dependencies: ["GatewayService", "PlatosAuth", "PlatosProto", "PlatosRPC", "PlatosService"], swiftSettings: swiftSettings),
         .testTarget(
             name: "PlatosStorageTests",
             dependencies: ["PlatosStorage", .product(name: "GRDB", package: "GRDB.swift")],

@@ -59,7 +59,7 @@ public struct PrincipalSigner: Sendable {
     public func verify(_ metadata: Metadata, method: String, now: Date = Date()) throws -> V1.Principal {
         guard let encoded = metadata[MetadataKey.principal], let signature = metadata[MetadataKey.principalSignature]
         else {
-            throw RPCError(.unauthenticated, "no signed principal: call this service through the gateway")
+            throw RPCError.principalRejected("no signed principal: call this service through the gateway")
         }
         let nowMs = Int64(now.timeIntervalSince1970 * 1000)
         if let seen = verified.entry(signature: signature, encodedPrincipal: encoded, method: method) {
@@ -70,7 +70,7 @@ public struct PrincipalSigner: Sendable {
         // walks grapheme clusters (once a tenth of a backend's per-call cost), and even a generic
         // byte split allocates an array of slices per call.
         let utf8 = signature.utf8
-        guard utf8.starts(with: "v1.".utf8) else { throw RPCError(.unauthenticated, "malformed principal signature") }
+        guard utf8.starts(with: "v1.".utf8) else { throw RPCError.principalRejected("malformed principal signature") }
         let issuedStart = utf8.index(utf8.startIndex, offsetBy: 3)
         let issuedEnd = utf8[issuedStart...].firstIndex(of: UInt8(ascii: ".")) ?? utf8.endIndex
         let macStart = issuedEnd == utf8.endIndex ? issuedEnd : utf8.index(after: issuedEnd)
@@ -79,20 +79,20 @@ public struct PrincipalSigner: Sendable {
             let issuedMs = Int64(issuedText), let macText = String(utf8[macStart...]),
             let mac = Data(base64Encoded: macText), let bytes = Data(base64Encoded: encoded)
         else {
-            throw RPCError(.unauthenticated, "malformed principal signature")
+            throw RPCError.principalRejected("malformed principal signature")
         }
         // The MAC first: nothing else in the stamp is trusted, or even looked at, before it holds.
         let principalBytes = bytes.withUnsafeBytes { Array($0) }
         let expected = self.mac(method, issuedText, principalBytes)
         guard ConstantTime.equal(mac, expected) else {
-            throw RPCError(.unauthenticated, "invalid principal signature")
+            throw RPCError.principalRejected("invalid principal signature")
         }
         try checkAge(issuedMs: issuedMs, nowMs: nowMs)
         let principal: V1.Principal
         do {
             principal = try V1.Principal(serializedBytes: principalBytes)
         } catch {
-            throw RPCError(.unauthenticated, "malformed principal")
+            throw RPCError.principalRejected("malformed principal")
         }
         verified.store(
             .init(encodedPrincipal: encoded, method: method, issuedMs: issuedMs, principal: principal),
@@ -104,7 +104,7 @@ public struct PrincipalSigner: Sendable {
     private func checkAge(issuedMs: Int64, nowMs: Int64) throws {
         let (age, overflow) = nowMs.subtractingReportingOverflow(issuedMs)
         guard !overflow, age.magnitude <= UInt64(clamping: maxAge.components.seconds) * 1000 else {
-            throw RPCError(.unauthenticated, "principal signature expired")
+            throw RPCError.principalRejected("principal signature expired")
         }
     }
 
@@ -166,5 +166,19 @@ public enum ServicePrincipal {
 
     public static func isInternal(_ principal: V1.Principal) -> Bool {
         principal.scope == internalScope
+    }
+}
+
+extension RPCError {
+    /// UNAUTHENTICATED for a call whose gateway stamp a backend refused (missing, altered, too
+    /// old, incomplete), marked so the gateway can tell its own deployment's fault (services that
+    /// do not share one internal secret, clocks a minute apart) from a caller's bad token.
+    public static func principalRejected(_ message: String) -> RPCError {
+        RPCError(.unauthenticated, message, details: [MetadataKey.principalRejected: "true"])
+    }
+
+    /// True for a ``principalRejected(_:)`` answer.
+    public var isPrincipalRejection: Bool {
+        code == .unauthenticated && details[MetadataKey.principalRejected] == "true"
     }
 }

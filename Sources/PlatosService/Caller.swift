@@ -28,7 +28,7 @@ public struct AuthenticatedRouter: Sendable {
     public func caller(_ context: ServerContext) throws -> Caller {
         let principal = try signer.verify(context.metadata, method: context.method)
         guard let scope = principal.scope, !scope.org.isEmpty, !scope.project.isEmpty, !scope.env.isEmpty else {
-            throw RPCError(.unauthenticated, "the signed principal names no complete scope (org, project, env)")
+            throw RPCError.principalRejected("the signed principal names no complete scope (org, project, env)")
         }
         return Caller(principal: principal, scope: scope, context: context)
     }

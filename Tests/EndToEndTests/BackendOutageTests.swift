@@ -28,6 +28,14 @@ import Testing
         #expect(context.messages.map(\.content) == ["m28", "m29", "m30"])
         #expect(context.thread?.id == thread.id && context.thread?.lastSeq == 30)
         #expect(context.memoriesStatus?.code == .ok && context.messagesStatus?.code == .ok)
+        // A request one side refuses as wrong fails whole, named after that side's call: here no
+        // end user for the recall (the token is not bound to one, and no x-platos-user is sent).
+        let userless = SeedStoryTests.client(port, token: token)
+        await #expect {
+            _ = try await userless.call(V1.ContextService.load, V1.LoadContextRequest(threadId: thread.id, query: "sky"))
+        } throws: { error in
+            (error as? RPCError)?.code == .invalidArgument && (error as? RPCError)?.message.hasPrefix("memory.recall: ") == true
+        }
 
         // Memory goes away (SIGKILL, as in a crash).
         let memoryPort = stack.memory.port

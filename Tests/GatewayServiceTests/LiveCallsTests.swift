@@ -25,7 +25,7 @@ struct LiveCallsTests {
             }
         }
         let deadline = ContinuousClock.now + .seconds(10)
-        while calls.count == before, ContinuousClock.now < deadline { await Task.yield() }
+        while calls.count == before, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(1)) }
         return task
     }
 
@@ -115,6 +115,26 @@ struct LiveCallsTests {
         second.cancel()
         other.cancel()
         _ = await (second.value, other.value)
+        #expect(calls.count == 0)
+    }
+
+    /// Tokens tied to no agent (admin tokens, of any tenant) are each counted on their own, not
+    /// together under the empty agent id.
+    @Test func tokensWithoutAnAgentAreCountedApart() async throws {
+        let calls = LiveCalls(maxPerAgent: 1)
+        let tenantA = await Self.start(calls, agent: "", token: "tok_admin_a")
+        let tenantB = await Self.start(calls, agent: "", token: "tok_admin_b")
+        #expect(calls.count == 2)
+        do {
+            try await calls.run(agentId: "", tokenId: "tok_admin_a") {}
+            Issue.record("a second call of one admin token was admitted")
+        } catch let error as RPCError {
+            #expect(error.code == .resourceExhausted)
+            #expect(error.message.hasPrefix("this token already holds 1 open"), "\(error.message)")
+        }
+        tenantA.cancel()
+        tenantB.cancel()
+        _ = await (tenantA.value, tenantB.value)
         #expect(calls.count == 0)
     }
 }

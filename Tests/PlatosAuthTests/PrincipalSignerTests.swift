@@ -17,7 +17,7 @@ import Testing
     }
 
     @Test func missingStampIsUnauthenticated() {
-        #expect(throws: RPCError(.unauthenticated, "no signed principal: call this service through the gateway")) {
+        #expect(throws: RPCError.principalRejected("no signed principal: call this service through the gateway")) {
             try signer.verify(Metadata(), method: "memory.recall")
         }
     }
@@ -66,7 +66,7 @@ import Testing
 
     @Test func aStampIsBoundToItsMethod() throws {
         let metadata = Metadata(try signer.stamp(principal, method: "memory.recall"))
-        #expect(throws: RPCError(.unauthenticated, "invalid principal signature")) {
+        #expect(throws: RPCError.principalRejected("invalid principal signature")) {
             try signer.verify(metadata, method: "memory.forget_user")
         }
     }
@@ -76,7 +76,7 @@ import Testing
         var other = principal
         other.clusterId = "cl_other"
         metadata[MetadataKey.principal] = Data(try other.serializedBytes()).base64EncodedString()
-        #expect(throws: RPCError(.unauthenticated, "invalid principal signature")) {
+        #expect(throws: RPCError.principalRejected("invalid principal signature")) {
             try signer.verify(metadata, method: "threads.get")
         }
     }
@@ -84,14 +84,14 @@ import Testing
     @Test func anotherSecretsStampIsRejected() throws {
         let forger = try PrincipalSigner(secret: Array(repeating: 8, count: 32))
         let metadata = Metadata(try forger.stamp(principal, method: "threads.get"))
-        #expect(throws: RPCError(.unauthenticated, "invalid principal signature")) {
+        #expect(throws: RPCError.principalRejected("invalid principal signature")) {
             try signer.verify(metadata, method: "threads.get")
         }
     }
 
     @Test func anOldStampIsRejected() throws {
         let metadata = Metadata(try signer.stamp(principal, method: "threads.get", now: Date(timeIntervalSinceNow: -3600)))
-        #expect(throws: RPCError(.unauthenticated, "principal signature expired")) {
+        #expect(throws: RPCError.principalRejected("principal signature expired")) {
             try signer.verify(metadata, method: "threads.get")
         }
     }
@@ -101,7 +101,7 @@ import Testing
         let oldest = Date(timeIntervalSince1970: Double(Int64.min) / 1000)
         let metadata = Metadata(try signer.stamp(principal, method: "threads.get", now: oldest))
         #expect(metadata[MetadataKey.principalSignature]?.hasPrefix("v1.-9223372036854775808.") == true)
-        #expect(throws: RPCError(.unauthenticated, "principal signature expired")) {
+        #expect(throws: RPCError.principalRejected("principal signature expired")) {
             try signer.verify(metadata, method: "threads.get")
         }
     }
@@ -120,7 +120,7 @@ import Testing
     @Test func aStampWithAnExtraSegmentIsRejected() throws {
         var metadata = Metadata(try signer.stamp(principal, method: "memory.recall"))
         metadata[MetadataKey.principalSignature] = metadata[MetadataKey.principalSignature]! + ".AAAA"
-        #expect(throws: RPCError(.unauthenticated, "malformed principal signature")) {
+        #expect(throws: RPCError.principalRejected("malformed principal signature")) {
             try signer.verify(metadata, method: "memory.recall")
         }
     }
@@ -143,17 +143,17 @@ import Testing
         let metadata = Metadata(try signer.stamp(principal, method: "memory.recall", now: t0))
         #expect(try signer.verify(metadata, method: "memory.recall", now: t0) == principal)
         #expect(try signer.verify(metadata, method: "memory.recall", now: t0 + 1) == principal)
-        #expect(throws: RPCError(.unauthenticated, "invalid principal signature")) {
+        #expect(throws: RPCError.principalRejected("invalid principal signature")) {
             try signer.verify(metadata, method: "memory.forget_user", now: t0)
         }
-        #expect(throws: RPCError(.unauthenticated, "principal signature expired")) {
+        #expect(throws: RPCError.principalRejected("principal signature expired")) {
             try signer.verify(metadata, method: "memory.recall", now: t0 + 301)
         }
         var altered = metadata
         var other = principal
         other.role = .admin
         altered[MetadataKey.principal] = Data(try other.serializedBytes()).base64EncodedString()
-        #expect(throws: RPCError(.unauthenticated, "invalid principal signature")) {
+        #expect(throws: RPCError.principalRejected("invalid principal signature")) {
             try signer.verify(altered, method: "memory.recall", now: t0)
         }
     }

@@ -1,26 +1,32 @@
+import Logging
 import PlatosAuth
 import PlatosProto
 import PlatosRPC
 
 /// Connection pools to the three backends, and the stamp the gateway puts on every call to them.
 struct Backends: Sendable {
-    let registry: RPCConnectionPool
-    let memory: RPCConnectionPool
-    let threads: RPCConnectionPool
+    let registry: BackendTransport
+    let memory: BackendTransport
+    let threads: BackendTransport
     let signer: PrincipalSigner
 
-    init(configuration: GatewayConfiguration, signer: PrincipalSigner) {
+    init(configuration: GatewayConfiguration, signer: PrincipalSigner, logger: Logger) {
         var client = RPCClientConfiguration()
         client.connections = 2
         // A backend that is down must answer quickly, not hold calls until their deadline.
         client.connectTimeout = .milliseconds(500)
-        registry = RPCConnectionPool(host: configuration.registry.host, port: configuration.registry.port, configuration: client)
-        memory = RPCConnectionPool(host: configuration.memory.host, port: configuration.memory.port, configuration: client)
-        threads = RPCConnectionPool(host: configuration.threads.host, port: configuration.threads.port, configuration: client)
+        func backend(_ endpoint: RPCEndpoint, _ name: String) -> BackendTransport {
+            BackendTransport(
+                pool: RPCConnectionPool(host: endpoint.host, port: endpoint.port, configuration: client), name: name,
+                logger: logger)
+        }
+        registry = backend(configuration.registry, "platos-registry")
+        memory = backend(configuration.memory, "platos-memory")
+        threads = backend(configuration.threads, "platos-threads")
         self.signer = signer
     }
 
-    func pool(for owner: MethodOwner) -> RPCConnectionPool? {
+    func pool(for owner: MethodOwner) -> BackendTransport? {
         switch owner {
         case .registry: return registry
         case .memory: return memory
@@ -41,8 +47,8 @@ struct Backends: Sendable {
     }
 
     func close() async {
-        await registry.close()
-        await memory.close()
-        await threads.close()
+        await registry.pool.close()
+        await memory.pool.close()
+        await threads.pool.close()
     }
 }

@@ -54,9 +54,12 @@ final class LiveCalls: Sendable {
         agentId: String, tokenId: String, tokenExpiresAtUnixMs: Int64 = 0,
         _ body: @escaping @Sendable () async throws -> T
     ) async throws -> T {
+        // Counted per agent; a token tied to no agent (an admin token) counts on its own, not
+        // together with every other tenant's admin tokens.
+        let holder = agentId.isEmpty ? "token \(tokenId)" : agentId
         let id = state.withLockedValue { state -> UInt64? in
-            guard state.openPerAgent[agentId, default: 0] < maxPerAgent else { return nil }
-            state.openPerAgent[agentId, default: 0] += 1
+            guard state.openPerAgent[holder, default: 0] < maxPerAgent else { return nil }
+            state.openPerAgent[holder, default: 0] += 1
             state.nextId += 1
             state.entries[state.nextId] = Entry(agentId: agentId, tokenId: tokenId)
             return state.nextId
@@ -64,13 +67,14 @@ final class LiveCalls: Sendable {
         guard let id else {
             throw RPCError(
                 .resourceExhausted,
-                "agent \(agentId) already holds \(maxPerAgent) open streams and long polls; close one before opening another")
+                "\(agentId.isEmpty ? "this token" : "agent \(agentId)") already holds \(maxPerAgent) open streams and "
+                    + "long polls; close one before opening another")
         }
         defer {
             state.withLockedValue { state in
                 state.entries.removeValue(forKey: id)
-                let open = state.openPerAgent[agentId, default: 1] - 1
-                state.openPerAgent[agentId] = open > 0 ? open : nil
+                let open = state.openPerAgent[holder, default: 1] - 1
+                state.openPerAgent[holder] = open > 0 ? open : nil
             }
         }
         let task = Task { try await body() }
