@@ -1,4 +1,6 @@
 import Foundation
+import Logging
+import PlatosAuth
 import PlatosProto
 import PlatosRPC
 import Testing
@@ -136,5 +138,53 @@ struct LiveCallsTests {
         tenantB.cancel()
         _ = await (tenantA.value, tenantB.value)
         #expect(calls.count == 0)
+    }
+
+    /// An admin change made through the gateway ends the live calls it touches before its answer
+    /// goes back, without waiting for the registry's watch feed: by agent (move, add, remove,
+    /// delete), by cluster (delete) and by token (revoke).
+    @Test func anAdminChangeThroughTheGatewayEndsTheCallsItTouches() async throws {
+        let gateway = Gateway(
+            configuration: GatewayConfiguration(), signer: try PrincipalSigner(secret: Array(repeating: 7, count: 32)),
+            logger: Logger(label: "test"))
+        let calls = gateway.liveCalls
+        func start(_ agent: String, token: String, cluster: String = "") async -> Task<RPCError.Code?, Never> {
+            let before = calls.count
+            let task = Task { () -> RPCError.Code? in
+                do {
+                    try await calls.run(agentId: agent, tokenId: token, clusterId: cluster) { try await Task.sleep(for: .seconds(60)) }
+                    return nil
+                } catch let error as RPCError {
+                    return error.code
+                } catch {
+                    return .cancelled
+                }
+            }
+            let deadline = ContinuousClock.now + .seconds(10)
+            while calls.count == before, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(1)) }
+            return task
+        }
+        let moved = await start("agt_moved", token: "tok_1")
+        let inDeleted = await start("agt_member", token: "tok_2", cluster: "cls_gone")
+        let revoked = await start("agt_other", token: "tok_revoked")
+        let untouched = await start("agt_stays", token: "tok_4", cluster: "cls_kept")
+
+        gateway.endLiveCalls(
+            touchedBy: V1.ClustersService.moveMember.descriptor,
+            request: try V1.MoveMemberRequest(agentId: "agt_moved", toClusterId: "cls_x").serializedBytes())
+        #expect(await moved.value == .unavailable)
+        gateway.endLiveCalls(
+            touchedBy: V1.ClustersService.delete.descriptor,
+            request: try V1.DeleteClusterRequest(clusterId: "cls_gone").serializedBytes())
+        #expect(await inDeleted.value == .unavailable)
+        gateway.endLiveCalls(
+            touchedBy: V1.TokensService.revoke.descriptor, request: try V1.RevokeTokenRequest(tokenId: "tok_revoked").serializedBytes())
+        #expect(await revoked.value == .unavailable)
+        // A change that touches nobody's identity ends nothing.
+        gateway.endLiveCalls(
+            touchedBy: V1.TokensService.issue.descriptor, request: try V1.IssueTokenRequest(agentId: "agt_stays").serializedBytes())
+        #expect(calls.count == 1)
+        untouched.cancel()
+        #expect(await untouched.value == .cancelled)
     }
 }

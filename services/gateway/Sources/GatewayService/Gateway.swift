@@ -96,7 +96,8 @@ public final class Gateway: Sendable {
         let caller = try await admitCaller(method, context)
         let principal = caller.principal
         return try await liveCalls.run(
-            agentId: principal.agentId, tokenId: caller.tokenId, tokenExpiresAtUnixMs: caller.tokenExpiresAtUnixMs
+            agentId: principal.agentId, tokenId: caller.tokenId, clusterId: principal.clusterId,
+            tokenExpiresAtUnixMs: caller.tokenExpiresAtUnixMs
         ) { [self] in
             if cache.generation != generation {
                 // Authentication only: the call was already admitted and rate-limited once.
@@ -147,7 +148,10 @@ public final class Gateway: Sendable {
                 let metadata = try backends.stamped(context.metadata, principal: principal, method: method.name)
                 let response = try await pool.unary(
                     method: method, payload: payload, metadata: metadata, deadline: deadline(context))
-                if changesIdentities { cache.invalidate(scope: principal.scope) }
+                if changesIdentities {
+                    cache.invalidate(scope: principal.scope)
+                    endLiveCalls(touchedBy: method, request: payload)
+                }
                 return response
             }
         case .serverStreaming:
@@ -163,6 +167,32 @@ public final class Gateway: Sendable {
                     }
                 }
             }
+        }
+    }
+
+    /// Ends the live calls an admin change made through this gateway touches, before the change's
+    /// answer goes back: from then on the admin may rely on it, and a stream admitted under the
+    /// old membership must not deliver one more message while `registry.watch` is on its way with
+    /// the same news. (The request is read only after the registry accepted it, so its ids are
+    /// the caller's own.)
+    func endLiveCalls(touchedBy method: RPCMethodDescriptor, request payload: [UInt8]) {
+        switch method.name {
+        case V1.ClustersService.moveMember.descriptor.name:
+            if let request = try? V1.MoveMemberRequest(serializedBytes: payload) { liveCalls.end(agentId: request.agentId) }
+        case V1.ClustersService.addMember.descriptor.name:
+            if let request = try? V1.AddMemberRequest(serializedBytes: payload) { liveCalls.end(agentId: request.agentId) }
+        case V1.ClustersService.removeMember.descriptor.name:
+            if let request = try? V1.RemoveMemberRequest(serializedBytes: payload) { liveCalls.end(agentId: request.agentId) }
+        case V1.AgentsService.delete.descriptor.name:
+            if let request = try? V1.DeleteAgentRequest(serializedBytes: payload) { liveCalls.end(agentId: request.agentId) }
+        case V1.ClustersService.delete.descriptor.name:
+            if let request = try? V1.DeleteClusterRequest(serializedBytes: payload) {
+                liveCalls.end(clusterId: request.clusterId)
+            }
+        case V1.TokensService.revoke.descriptor.name:
+            if let request = try? V1.RevokeTokenRequest(serializedBytes: payload) { liveCalls.end(tokenId: request.tokenId) }
+        default:
+            break
         }
     }
 

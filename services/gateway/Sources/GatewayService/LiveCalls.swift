@@ -23,6 +23,8 @@ final class LiveCalls: Sendable {
     private struct Entry {
         let agentId: String
         let tokenId: String
+        /// The caller's cluster when the call was admitted, empty for none.
+        let clusterId: String
         /// Cancels the call's task; nil until the task exists.
         var cancel: (@Sendable () -> Void)?
         var endedBecause: RPCError?
@@ -51,7 +53,7 @@ final class LiveCalls: Sendable {
     /// Throws `RESOURCE_EXHAUSTED`, without running `body`, when the agent already holds
     /// `maxPerAgent` calls.
     func run<T: Sendable>(
-        agentId: String, tokenId: String, tokenExpiresAtUnixMs: Int64 = 0,
+        agentId: String, tokenId: String, clusterId: String = "", tokenExpiresAtUnixMs: Int64 = 0,
         _ body: @escaping @Sendable () async throws -> T
     ) async throws -> T {
         // Counted per agent; a token tied to no agent (an admin token) counts on its own, not
@@ -61,7 +63,7 @@ final class LiveCalls: Sendable {
             guard state.openPerAgent[holder, default: 0] < maxPerAgent else { return nil }
             state.openPerAgent[holder, default: 0] += 1
             state.nextId += 1
-            state.entries[state.nextId] = Entry(agentId: agentId, tokenId: tokenId)
+            state.entries[state.nextId] = Entry(agentId: agentId, tokenId: tokenId, clusterId: clusterId)
             return state.nextId
         }
         guard let id else {
@@ -100,9 +102,15 @@ final class LiveCalls: Sendable {
 
     /// Ends the calls of the agent or the token a `registry.watch` event names.
     func end(touchedBy event: V1.MembershipEvent) {
+        end(agentId: event.agentId, tokenId: event.revokedTokenId)
+    }
+
+    /// Ends the calls of `agentId`, of `tokenId` and of members of `clusterId` (an empty one names
+    /// nothing).
+    func end(agentId: String = "", tokenId: String = "", clusterId: String = "") {
         end(RPCError(.unavailable, "the caller's cluster membership or token changed; reopen the call")) { _, entry in
-            (!event.agentId.isEmpty && entry.agentId == event.agentId)
-                || (!event.revokedTokenId.isEmpty && entry.tokenId == event.revokedTokenId)
+            (!agentId.isEmpty && entry.agentId == agentId) || (!tokenId.isEmpty && entry.tokenId == tokenId)
+                || (!clusterId.isEmpty && entry.clusterId == clusterId)
         }
     }
 
