@@ -41,15 +41,13 @@ import Testing
         let memoryPort = stack.memory.port
         await stack.memory.kill()
         for _ in 0..<5 {
-            let started = ContinuousClock.now
             do {
                 _ = try await agent.call(V1.MemoryService.recall, V1.RecallRequest(query: "sky", limit: 5), timeout: .seconds(5))
                 Issue.record("a recall succeeded with memory down")
             } catch let error as RPCError {
+                // Within the call's deadline, not at it: that would be DEADLINE_EXCEEDED.
                 #expect(error.code == .unavailable, "\(error)")
             }
-            // Within the call's deadline, not at it.
-            #expect(ContinuousClock.now - started < .seconds(5))
             // Threads keep working meanwhile.
             _ = try await agent.call(V1.MessagesService.post, V1.PostMessageRequest(threadId: thread.id, role: .agent, content: "still here"))
         }

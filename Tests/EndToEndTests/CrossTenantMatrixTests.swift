@@ -345,7 +345,7 @@ import Testing
     }
 
     /// How long a stream may stay open before the matrix cuts it (only a failing cell waits this long).
-    static let streamWindow: Duration = .seconds(2)
+    static let streamWindow: Duration = .seconds(10)
 
     /// One call of any method, its request given as proto3 JSON, through `transport`.
     static func call(_ transport: any RPCTransport, _ method: RPCMethodDescriptor, _ request: JSONValue, _ metadata: Metadata)

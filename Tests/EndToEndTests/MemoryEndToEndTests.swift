@@ -122,18 +122,21 @@ import Testing
                 }
             }
         }
-        // Kill while writes are in flight: wait until a good number were acknowledged (bounded
-        // by a deadline, so a broken service fails the test rather than hanging it).
-        let deadline = ContinuousClock.now + .seconds(10)
-        while acknowledged.withLockedValue({ $0.count }) < 2000, ContinuousClock.now < deadline {
+        // Kill while writes are in flight: once 2,000 were acknowledged, or after a few seconds
+        // once at least 200 were (a busy machine is slower; that is not what this tests). The
+        // minute's deadline only stops a broken service from hanging the test.
+        let started = ContinuousClock.now
+        while true {
+            let count = acknowledged.withLockedValue { $0.count }
+            let elapsed = ContinuousClock.now - started
+            if count >= 2000 || (count >= 200 && elapsed > .seconds(5)) || elapsed > .seconds(60) { break }
             try await Task.sleep(for: .milliseconds(20))
         }
         await first.kill()
         stop.withLockedValue { $0 = true }
         await writers.value
         let ids = acknowledged.withLockedValue { $0 }
-        // Not a throughput check (a busy machine acknowledges fewer than 2,000 in the time):
-        // only enough writes that the check below means something.
+        // Enough writes that the check below means something.
         #expect(ids.count >= 200)
 
         let second = try await ServiceProcess("memory", dataDir: dataDir)

@@ -217,14 +217,13 @@ import Testing
         let port = stack.gateway.port
         let admin = Self.client(port, token: stack.adminSecret)
         let chat = try await admin.call(V1.AgentsService.create, V1.CreateAgentRequest(slug: "wally-chat", name: "Wally Chat"))
-        let issued = try await admin.call(V1.TokensService.issue, V1.IssueTokenRequest(role: .agent, agentId: chat.id, ttlSeconds: 4))
+        let issued = try await admin.call(V1.TokensService.issue, V1.IssueTokenRequest(role: .agent, agentId: chat.id, ttlSeconds: 8))
         let chatU = Self.client(port, token: issued.secret, user: "user-U")
         let thread = try await chatU.call(V1.ThreadsService.create, V1.CreateThreadRequest(title: "Trip"))
         _ = try await chatU.call(V1.MessagesService.post, V1.PostMessageRequest(threadId: thread.id, role: .agent, content: "before"))
 
         do {
-            let opened = ContinuousClock.now
-            var watch = chatU.stream(V1.ThreadsService.watch, V1.WatchThreadRequest(threadId: thread.id), timeout: .seconds(30))
+            var watch = chatU.stream(V1.ThreadsService.watch, V1.WatchThreadRequest(threadId: thread.id), timeout: .seconds(60))
                 .makeAsyncIterator()
             #expect(try await watch.next()?.content == "before")
             var end: RPCError.Code?
@@ -233,9 +232,8 @@ import Testing
             } catch let error as RPCError {
                 end = error.code
             }
+            // Ended by the expiry, not by the 60 s deadline (that would be DEADLINE_EXCEEDED).
             #expect(end == .unauthenticated)
-            // Ended by the expiry (at most 4 s after opening), not by the 30 s deadline.
-            #expect(ContinuousClock.now - opened < .seconds(20))
             #expect(await Self.code { _ = try await chatU.call(V1.ThreadsService.get, V1.GetThreadRequest(threadId: thread.id)) } == .unauthenticated)
         }
         #expect(await stack.stop() == [0, 0, 0, 0])

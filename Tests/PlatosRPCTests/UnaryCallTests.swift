@@ -1,4 +1,6 @@
 import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
 import PlatosProto
 import PlatosRPC
 import PlatosTestSupport
@@ -185,14 +187,27 @@ import Testing
 
     /// Cancelled while waiting to retry an UNAVAILABLE, a call still fails with an RPCError.
     @Test func cancellingARetryingCallGivesCancelled() async throws {
-        let (server, port) = try await startServer(RPCRouter())
-        await server.closeImmediately()  // nothing listens: every attempt is UNAVAILABLE
-        let (client, pool) = client(port) {
+        // Accepts and closes every connection at once, counting them: every attempt is
+        // UNAVAILABLE, and the count tells when the first one has failed.
+        let accepted = NIOLockedValueBox(0)
+        let closing = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                accepted.withLockedValue { $0 += 1 }
+                return channel.close()
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let (client, pool) = client(closing.localAddress!.port!) {
             $0.maxRetries = 50
-            $0.initialBackoff = .milliseconds(200)
+            // Long enough that the call is surely waiting for its retry when cancelled.
+            $0.initialBackoff = .seconds(30)
+            $0.maxBackoff = .seconds(30)
         }
-        let call = Task { try await client.call(V1.MemoryService.get, V1.GetMemoryRequest(memoryId: "x"), timeout: .seconds(60)) }
-        try await Task.sleep(for: .milliseconds(50))
+        let call = Task { try await client.call(V1.MemoryService.get, V1.GetMemoryRequest(memoryId: "x"), timeout: .seconds(120)) }
+        let deadline = ContinuousClock.now + .seconds(20)
+        while accepted.withLockedValue({ $0 }) == 0, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(accepted.withLockedValue { $0 } == 1)
         call.cancel()
         do {
             _ = try await call.value
@@ -203,6 +218,7 @@ import Testing
             Issue.record("the transport threw \(type(of: error)), not RPCError")
         }
         await pool.close()
+        try await closing.close()
     }
 }
 
