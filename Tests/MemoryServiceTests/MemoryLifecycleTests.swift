@@ -3,6 +3,8 @@ import PlatosProto
 import PlatosRPC
 import Testing
 
+@testable import MemoryService
+
 /// Writes, retries, versions, history, erasure, expiry and paging.
 @Suite struct MemoryLifecycleTests {
     let harness: MemoryHarness
@@ -243,6 +245,32 @@ import Testing
             V1.MemoryService.write, V1.WriteMemoryRequest(content: "alice's old address", idempotencyKey: "k-addr"))
         #expect(!again.replayed)
         #expect(again.item?.id != deleted.id)
+    }
+
+    /// A large erase is done a chunk per write (the one writer is not held for all of it), and
+    /// still takes everything: memories, every history entry and the keys of deleted memories.
+    @Test func forgetUserErasesInChunksAndLeavesNothing() async throws {
+        let bob = harness.client(agent: "wally-chat", cluster: "wally", user: "bob")
+        var ids: [String] = []
+        for i in 0..<7 {
+            let item = try await chat.write("alice note \(i)", key: "k\(i)")
+            ids.append(item.id)
+            _ = try await chat.rpc.call(
+                V1.MemoryService.update, V1.UpdateMemoryRequest(memoryId: item.id, content: V1.StringValue(value: "alice note \(i) updated")))
+        }
+        _ = try await chat.rpc.call(V1.MemoryService.delete, V1.DeleteMemoryRequest(memoryId: ids[0]))
+        let bobs = try await bob.write("bob note")
+        let project = MemoryHarness.project
+        let erased = try await harness.store.forgetUser(
+            "alice", in: .project(org: project.org, project: project.project, env: project.env), chunk: 2)
+        #expect(erased == 6)
+        for id in ids {
+            let history = await rpcError { try await chat.rpc.call(V1.MemoryService.history, V1.MemoryHistoryRequest(memoryId: id)) }
+            #expect(history?.code == .notFound)
+        }
+        // The key of the memory deleted before the erase went too: a retry is a new write.
+        #expect(try await chat.rpc.call(V1.MemoryService.write, V1.WriteMemoryRequest(content: "alice note 0", idempotencyKey: "k0")).replayed == false)
+        #expect(try await bob.recall("note").map(\.id) == [bobs.id])
     }
 
     @Test func anAdminForgetsAUserAcrossTheProject() async throws {

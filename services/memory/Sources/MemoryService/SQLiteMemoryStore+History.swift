@@ -33,7 +33,14 @@ extension SQLiteMemoryStore {
         return page
     }
 
+    /// Memories (and history entries) `forgetUser` erases per write.
+    static let forgetChunk = 2_000
+
     public func forgetUser(_ userId: String, in scope: ForgetScope) async throws -> UInt64 {
+        try await forgetUser(userId, in: scope, chunk: Self.forgetChunk)
+    }
+
+    func forgetUser(_ userId: String, in scope: ForgetScope, chunk: Int) async throws -> UInt64 {
         let filter: ScopeFilter
         switch scope {
         case .reachableBy(var access):
@@ -43,27 +50,33 @@ extension SQLiteMemoryStore {
         case .project(let org, let project, let env):
             filter = ScopeFilter(alias: "x", org: org, project: project, env: env)
         }
-        let arguments = filter.arguments + [userId]
+        let arguments = filter.arguments + [userId] + [chunk]
         // The same filter on `memories` and on `memory_history`, which share the scope columns.
-        let memories = "SELECT rowid FROM memories x WHERE \(filter.sql) AND x.user_id = ?"
-        let erased = try await database.write { db in
-            // Idempotency rows go too: right to erasure outranks retry protection, and a key may
-            // itself carry something of the user. Found through the history, which still names
-            // the memories deleted earlier (their keys stay, to answer retries, until now).
-            try db.execute(
-                sql: """
-                    DELETE FROM memory_idempotency WHERE memory_id IN
-                        (SELECT memory_id FROM memory_history x WHERE \(filter.sql) AND x.user_id = ?)
-                    """,
-                arguments: arguments)
-            let count = try Self.deleteRows(db, whereSQL: "rowid IN (\(memories))", arguments)
-            try db.execute(
-                sql: """
-                    DELETE FROM memory_history
-                    WHERE seq IN (SELECT seq FROM memory_history x WHERE \(filter.sql) AND x.user_id = ?)
-                    """,
-                arguments: arguments)
-            return count
+        // Each write takes one chunk, in rowid order so that the statements of one write agree
+        // on it: a user with a million memories must not hold the one writer (and every other
+        // caller's write behind it) for the whole erase. The answer comes once all is gone; an
+        // erase cut short (a crash) is finished by calling again.
+        let memories = "SELECT rowid FROM memories x WHERE \(filter.sql) AND x.user_id = ? ORDER BY x.rowid LIMIT ?"
+        let history = "SELECT seq FROM memory_history x WHERE \(filter.sql) AND x.user_id = ? ORDER BY x.seq LIMIT ?"
+        var erased = 0
+        while true {
+            let (count, historyLeft) = try await database.write { db -> (Int, Bool) in
+                // Idempotency rows go too: right to erasure outranks retry protection, and a key
+                // may itself carry something of the user. Found through the history, which still
+                // names the memories deleted earlier (their keys stay, to answer retries, until
+                // now), so a chunk of history goes only after its memories' keys.
+                try db.execute(
+                    sql: """
+                        DELETE FROM memory_idempotency WHERE memory_id IN
+                            (SELECT memory_id FROM memory_history WHERE seq IN (\(history)))
+                        """,
+                    arguments: arguments)
+                try db.execute(sql: "DELETE FROM memory_history WHERE seq IN (\(history))", arguments: arguments)
+                let historyLeft = db.changesCount > 0
+                return (try Self.deleteRows(db, whereSQL: "rowid IN (\(memories))", arguments), historyLeft)
+            }
+            erased += count
+            if count == 0, !historyLeft { break }
         }
         return UInt64(erased)
     }
