@@ -72,4 +72,54 @@ import Testing
         _ = await revived.stop()
         for process in [stack.gateway, stack.threads, stack.registry] { _ = await process.stop() }
     }
+
+    /// The registry goes away: the gateway fails closed. Once it has lost the registry's watch
+    /// feed it reuses no cached token (its news of revocations and moves is gone), so every call
+    /// is UNAVAILABLE, a token it had cached as much as a new one; nothing is served on a stale
+    /// answer. When the registry is back, calls succeed again without restarting the gateway.
+    @Test func registryDownFailsClosedThenRecovers() async throws {
+        let stack = try await SeedStoryTests.startStack()
+        let port = stack.gateway.port
+        let admin = SeedStoryTests.client(port, token: stack.adminSecret)
+        let a = try await admin.call(V1.AgentsService.create, V1.CreateAgentRequest(slug: "a", name: "A"))
+        let cached = try await admin.call(V1.TokensService.issue, V1.IssueTokenRequest(role: .agent, agentId: a.id)).secret
+        let unused = try await admin.call(V1.TokensService.issue, V1.IssueTokenRequest(role: .agent, agentId: a.id)).secret
+        let agent = SeedStoryTests.client(port, token: cached, user: "u1")
+        let thread = try await agent.call(V1.ThreadsService.create, V1.CreateThreadRequest(title: "t"))
+
+        let registryPort = stack.registry.port
+        await stack.registry.kill()
+        // The gateway hears the feed drop (its connection closes with the process); until then
+        // the cached token is still known fresh. From the first refusal on, nothing gets through.
+        let deadline = ContinuousClock.now + .seconds(20)
+        var refusal: RPCError?
+        while refusal == nil, ContinuousClock.now < deadline {
+            do {
+                _ = try await agent.call(V1.ThreadsService.get, V1.GetThreadRequest(threadId: thread.id), timeout: .seconds(5))
+                try await Task.sleep(for: .milliseconds(20))
+            } catch let error as RPCError {
+                refusal = error
+            }
+        }
+        #expect(refusal?.code == .unavailable, "\(String(describing: refusal))")
+        #expect(refusal?.message.contains("registry") == true, "\(String(describing: refusal))")
+        for token in [cached, unused, cached] {
+            let caller = SeedStoryTests.client(port, token: token, user: "u1")
+            #expect(await SeedStoryTests.code {
+                _ = try await caller.call(V1.ThreadsService.get, V1.GetThreadRequest(threadId: thread.id), timeout: .seconds(5))
+            } == .unavailable)
+        }
+
+        // Back on the same port and data: the gateway reconnects by itself.
+        let revived = try await ServiceProcess("registry", dataDir: stack.registry.dataDir, extraArguments: ["--port", "\(registryPort)"])
+        let until = ContinuousClock.now + .seconds(30)
+        var got: V1.Thread?
+        while got == nil, ContinuousClock.now < until {
+            got = try? await agent.call(V1.ThreadsService.get, V1.GetThreadRequest(threadId: thread.id), timeout: .seconds(2))
+            if got == nil { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(got?.id == thread.id)
+        _ = await revived.stop()
+        for process in [stack.gateway, stack.threads, stack.memory] { _ = await process.stop() }
+    }
 }
