@@ -1,4 +1,6 @@
 import Foundation
+import GRDB
+import NIOConcurrencyHelpers
 import PlatosAuth
 import PlatosProto
 import PlatosRPC
@@ -43,6 +45,67 @@ import Testing
         #expect(resolved.principal?.agentId == chat.id)
         #expect(resolved.principal?.clusterId == wally.id)
         #expect(await registry.stop() == 0)
+    }
+
+    /// 64 admins creating agents and issuing tokens, SIGKILL in the middle, restart: every agent
+    /// and token whose creation was acknowledged is there, and the file is intact.
+    @Test func acknowledgedWritesSurviveKill9() async throws {
+        let dataDir = ServiceProcess.temporaryDataDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        let first = try await ServiceProcess("registry", dataDir: dataDir)
+        let signer = try TestSigner(dataDir: dataDir)
+        let admin = signer.client(port: first.port, principal: V1.Principal(scope: Self.scope, role: .admin))
+
+        let acknowledged = NIOLockedValueBox<[(agent: String, secret: String)]>([])
+        let stop = NIOLockedValueBox(false)
+        let writers = Task {
+            await withTaskGroup(of: Void.self) { group in
+                for writer in 0..<64 {
+                    group.addTask {
+                        var n = 0
+                        while !stop.withLockedValue({ $0 }) {
+                            n += 1
+                            guard
+                                let agent = try? await admin.call(
+                                    V1.AgentsService.create, V1.CreateAgentRequest(slug: "w\(writer)-n\(n)", name: "W")),
+                                let token = try? await admin.call(
+                                    V1.TokensService.issue, V1.IssueTokenRequest(role: .agent, agentId: agent.id))
+                            else { continue }
+                            acknowledged.withLockedValue { $0.append((agent.id, token.secret)) }
+                        }
+                    }
+                }
+            }
+        }
+        // Once 1,000 pairs were acknowledged, or after a few seconds once 100 were; the minute's
+        // deadline only stops a broken service from hanging the test.
+        let started = ContinuousClock.now
+        while true {
+            let count = acknowledged.withLockedValue { $0.count }
+            let elapsed = ContinuousClock.now - started
+            if count >= 1000 || (count >= 100 && elapsed > .seconds(5)) || elapsed > .seconds(60) { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        await first.kill()
+        stop.withLockedValue { $0 = true }
+        await writers.value
+        let pairs = acknowledged.withLockedValue { $0 }
+        #expect(pairs.count >= 100)
+
+        let second = try await ServiceProcess("registry", dataDir: dataDir)
+        let reader = signer.client(port: second.port, principal: V1.Principal(scope: Self.scope, role: .admin))
+        let gateway = signer.client(port: second.port, principal: ServicePrincipal.gateway)
+        var missing = 0
+        for (agent, secret) in pairs {
+            if (try? await reader.call(V1.AgentsService.get, V1.GetAgentRequest(agentId: agent))) == nil { missing += 1 }
+            let resolved = try? await gateway.call(V1.AuthService.resolve, V1.ResolveTokenRequest(secret: secret))
+            if resolved?.principal?.agentId != agent { missing += 1 }
+        }
+        #expect(missing == 0)
+        #expect(await second.stop() == 0)
+        let database = try DatabaseQueue(path: "\(dataDir)/registry.sqlite")
+        let integrity = try await database.read { db in try String.fetchOne(db, sql: "PRAGMA integrity_check") }
+        #expect(integrity == "ok")
     }
 
     @Test func theBootstrapCommandIssuesAWorkingAdminToken() async throws {
