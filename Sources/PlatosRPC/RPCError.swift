@@ -89,6 +89,6 @@ extension RPCError {
         RPCError(.unavailable, message, details: [MetadataKey.notStarted: "true"])
     }
 
-    /// True for an ``notStarted(_:)`` error, from this process or from the wire.
+    /// True for a ``notStarted(_:)`` error, from this process or from the wire.
     public var wasNotStarted: Bool { code == .unavailable && details[MetadataKey.notStarted] == "true" }
 }

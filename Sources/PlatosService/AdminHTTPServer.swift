@@ -14,9 +14,10 @@ import ServiceLifecycle
 ///
 /// HTTP/1.1 with keep-alive. Requests are bounded (16 KiB of headers, no body beyond 4 KiB);
 /// a malformed or oversized request gets a 4xx and the connection is closed, a connection
-/// idle for 30 s is closed, and so is one that takes more than 10 s to send a request whose first
-/// bytes have arrived (a client dripping a byte at a time would otherwise never be idle). At most ``maxConnections`` are open at once (the port is for
-/// scrapers and probes, not crowds: more would only hold file descriptors the RPC server needs),
+/// idle for 30 s is closed, and so is one that takes more than 10 s to send a request whose
+/// first bytes have arrived (a client dripping a byte at a time would otherwise never be idle).
+/// At most ``maxConnections`` are open at once (the port is for scrapers and probes, not
+/// crowds: more would only hold file descriptors the RPC server needs),
 /// and a connection is answered only while it takes writes, so a client that pipelines requests
 /// and reads nothing holds one answer, not one per request.
 ///

@@ -141,8 +141,8 @@ struct LiveCallsTests {
     }
 
     /// An admin change made through the gateway ends the live calls it touches before its answer
-    /// goes back, without waiting for the registry's watch feed: by agent (move, add, remove,
-    /// delete), by cluster (delete) and by token (revoke).
+    /// goes back, without waiting for the registry's watch feed: by agent (cluster create, move,
+    /// add, remove, agent delete), by cluster (delete) and by token (revoke).
     @Test func anAdminChangeThroughTheGatewayEndsTheCallsItTouches() async throws {
         let gateway = Gateway(
             configuration: GatewayConfiguration(), signer: try PrincipalSigner(secret: Array(repeating: 7, count: 32)),
@@ -168,6 +168,7 @@ struct LiveCallsTests {
         let inDeleted = await start("agt_member", token: "tok_2", cluster: "cls_gone")
         let revoked = await start("agt_other", token: "tok_revoked")
         let untouched = await start("agt_stays", token: "tok_4", cluster: "cls_kept")
+        let joined = await start("agt_joins", token: "tok_5")
 
         gateway.endLiveCalls(
             touchedBy: V1.ClustersService.moveMember.descriptor,
@@ -180,6 +181,10 @@ struct LiveCallsTests {
         gateway.endLiveCalls(
             touchedBy: V1.TokensService.revoke.descriptor, request: try V1.RevokeTokenRequest(tokenId: "tok_revoked").serializedBytes())
         #expect(await revoked.value == .unavailable)
+        gateway.endLiveCalls(
+            touchedBy: V1.ClustersService.create.descriptor,
+            request: try V1.CreateClusterRequest(name: "N", slug: "n", agentIds: ["agt_joins", "agt_new"]).serializedBytes())
+        #expect(await joined.value == .unavailable)
         // A change that touches nobody's identity ends nothing.
         gateway.endLiveCalls(
             touchedBy: V1.TokensService.issue.descriptor, request: try V1.IssueTokenRequest(agentId: "agt_stays").serializedBytes())

@@ -40,7 +40,7 @@ struct BackendTransport: RPCTransport {
 
     private func translated(_ error: RPCError, _ method: RPCMethodDescriptor) -> RPCError {
         logger.error(
-            "a backend refused the gateway's principal stamp: check that every service reads the same internal secret and that their clocks agree",
+            "a backend refused the gateway's principal stamp: do all services read one internal secret, and do their clocks agree?",
             metadata: ["backend": "\(name)", "method": "\(method.name)", "error": "\(error.message)"])
         return RPCError(
             .internal,

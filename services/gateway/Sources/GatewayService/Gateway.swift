@@ -177,6 +177,10 @@ public final class Gateway: Sendable {
     /// the caller's own.)
     func endLiveCalls(touchedBy method: RPCMethodDescriptor, request payload: [UInt8]) {
         switch method.name {
+        case V1.ClustersService.create.descriptor.name:
+            if let request = try? V1.CreateClusterRequest(serializedBytes: payload) {
+                for agentId in request.agentIds { liveCalls.end(agentId: agentId) }
+            }
         case V1.ClustersService.moveMember.descriptor.name:
             if let request = try? V1.MoveMemberRequest(serializedBytes: payload) { liveCalls.end(agentId: request.agentId) }
         case V1.ClustersService.addMember.descriptor.name:
