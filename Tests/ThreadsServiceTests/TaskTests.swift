@@ -3,6 +3,7 @@ import GRDB
 import NIOConcurrencyHelpers
 import PlatosProto
 import PlatosRPC
+import PlatosService
 import Testing
 @testable import ThreadsService
 
@@ -265,6 +266,58 @@ struct TaskTests {
             .makeAsyncIterator()
         while seen.count < SQLiteThreadsStore.snapshotLimit, let task = try await iterator.next() { seen.append(task.id) }
         #expect(seen == Array(spawned.suffix(SQLiteThreadsStore.snapshotLimit)))
+    }
+
+    /// Tasks of 64 KiB prompts: a thread watch's snapshot, and each batch of events it follows,
+    /// is read within the answer budget (a thousand such tasks would be 64 MiB per watch), the
+    /// snapshot keeping the newest; a batch cut by size is followed from its last event's cursor,
+    /// so the watch still delivers every later change, once each and in order.
+    @Test func aThreadWatchReadsWithinTheAnswerBudgetAndStillDeliversEveryChange() async throws {
+        let h = try H()
+        let thread = try await h.createThread(H.chat)
+        let prompt = String(repeating: "p", count: RequestLimits.maxPromptBytes)
+        let count = 40  // 40 × 64 KiB: 2.5 MiB, past the 2 MiB budget
+        var spawned: [String] = []
+        for _ in 0..<count { spawned.append(try await spawn(h, thread.id, prompt: prompt).id) }
+        func bytes(_ tasks: [V1.Task]) -> Int { tasks.reduce(0) { $0 + ResponseBudget.size(of: $1) } }
+
+        let access = ThreadAccess(scope: H.scope, agentId: H.chat.id, clusterId: H.chat.cluster)
+        let snapshot = try await h.store.taskSnapshot(.thread(thread.id), access: access, now: h.clock.now)
+        #expect(bytes(snapshot.tasks) <= ResponseBudget.bytes)
+        #expect(!snapshot.tasks.isEmpty && snapshot.tasks.count < count)
+        #expect(snapshot.tasks.map(\.id) == Array(spawned.suffix(snapshot.tasks.count)), "not the newest, oldest first")
+
+        var watch = h.client(H.chat).stream(V1.TasksService.watch, V1.WatchTasksRequest(threadId: thread.id))
+            .makeAsyncIterator()
+        for expected in snapshot.tasks { #expect(try await watch.next()?.id == expected.id) }
+
+        // Every task claimed: 40 events of 64 KiB, more than one budget's worth.
+        var claimed: [String] = []
+        for _ in 0..<count { claimed.append(try #require(try await claim(h)).id) }
+        #expect(Set(claimed) == Set(spawned))
+        for id in claimed {
+            let next = try #require(try await watch.next())
+            #expect(next.id == id && next.state == .running)
+        }
+
+        // The same events read as the watch reads them: the first batch is cut by size and says
+        // more follows; following the cursor yields each event once.
+        var cursor = snapshot.cursor
+        var followed: [String] = []
+        var batches = 0
+        while true {
+            let batch = try await h.store.taskEvents(.thread(thread.id), access: access, after: cursor, limit: 256)
+            batches += 1
+            #expect(bytes(batch.events.map(\.task)) <= ResponseBudget.bytes)
+            followed += batch.events.map(\.task.id)
+            cursor = batch.events.last?.cursor ?? cursor
+            if !batch.more { break }
+        }
+        #expect(batches > 1)
+        #expect(followed == claimed)
+        // A batch full by count says more follows too.
+        let five = try await h.store.taskEvents(.thread(thread.id), access: access, after: snapshot.cursor, limit: 5)
+        #expect(five.events.map(\.task.id) == Array(claimed.prefix(5)) && five.more)
     }
 
     /// A task queued for an agent that then moved to another cluster can never be claimed (claims

@@ -267,7 +267,7 @@ extension SQLiteThreadsStore {
             arguments += [limit + 1]
             let rows = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: arguments)
             // Prompt and result are up to 64 KiB each: a page also ends when full by size.
-            let (tasks, more) = try ResponseBudget.page(limit: limit, size: ResponseBudget.size(of:)) {
+            let (tasks, more) = try ResponseBudget.page(limit: limit, size: V1.Task.answerSize) {
                 try rows.next().map(V1.Task.init(row:))
             }
             let next = more ? tasks.last.map { PageCursor(createdAt: $0.createdAtUnixMs, id: $0.id) } : nil
@@ -294,10 +294,13 @@ extension SQLiteThreadsStore {
                 // Finished ones too, while their last event is still in the log: the watch has
                 // no cursor of its own, and a spawner that reconnects after its task ended would
                 // otherwise never learn the result (the snapshot's cursor is already past it).
-                // The newest `snapshotLimit` only: a snapshot is held whole while it is sent, and
-                // tasks carry up to 128 KiB of prompt and result each.
+                // The newest only, at most `snapshotLimit` of them and as many as fit in the
+                // answer budget: a snapshot is held whole while it is sent, and a task carries
+                // up to 160 KiB (prompt, result, error, metadata), so a thousand of them could
+                // be 160 MiB per watch. Read newest first from the cursor, so rows past the cut
+                // are never decoded.
                 arguments += [Self.snapshotLimit]
-                let tasks = try Row.fetchAll(
+                let rows = try Row.fetchCursor(
                     db.cachedStatement(
                         sql: """
                             SELECT \(V1.Task.columns) FROM tasks k
@@ -305,14 +308,17 @@ extension SQLiteThreadsStore {
                                 AND (k.state IN (\(V1.TaskState.queued.protoValue), \(V1.TaskState.running.protoValue))
                                     OR k.updated_at >= ?)
                             ORDER BY k.created_at DESC, k.rowid DESC LIMIT ?
-                            """), arguments: arguments
-                ).map(V1.Task.init(row:))
+                            """), arguments: arguments)
+                let (tasks, _) = try ResponseBudget.page(limit: Self.snapshotLimit, size: V1.Task.answerSize) {
+                    try rows.next().map(V1.Task.init(row:))
+                }
                 return TaskSnapshot(tasks: tasks.reversed(), cursor: cursor)
             }
         }
     }
 
-    /// The most tasks a thread's `tasks.watch` snapshot shows (the newest).
+    /// The most tasks a thread's `tasks.watch` snapshot shows (the newest), fewer when they do
+    /// not fit in ``ResponseBudget/bytes``.
     static let snapshotLimit = 1_000
 
     private static func selectorColumn(_ selector: TaskSelector) -> (column: String, id: String) {
@@ -333,7 +339,7 @@ extension SQLiteThreadsStore {
     }
 
     public func taskEvents(_ selector: TaskSelector, access: ThreadAccess, after cursor: Int64, limit: Int)
-        async throws -> [(cursor: Int64, task: V1.Task)]
+        async throws -> (events: [(cursor: Int64, task: V1.Task)], more: Bool)
     {
         try await database.read { db in
             // Checked on every read, so a watch ends (NOT_FOUND) once its thread or task is gone.
@@ -346,18 +352,24 @@ extension SQLiteThreadsStore {
             let (column, id) = Self.selectorColumn(selector)
             var arguments: StatementArguments = [id, cursor]
             arguments += access.taskVisibleArguments
-            arguments += [limit]
-            let rows = try Row.fetchAll(
+            // One more than a batch, so that a batch full by count knows whether more follow.
+            arguments += [limit + 1]
+            let rows = try Row.fetchCursor(
                 db.cachedStatement(
                     sql: """
                         SELECT e.seq, e.task FROM task_events e
                         WHERE e.\(column) = ? AND e.seq > ? AND \(ThreadAccess.taskVisible("e"))
                         ORDER BY e.seq LIMIT ?
                         """), arguments: arguments)
-            return try rows.map { row in
-                let bytes: Data = row[1]
-                return (row[0], try V1.Task(serializedBytes: [UInt8](bytes)))
+            // Oldest first, as many as fit in the answer budget (each event is a whole task, up to
+            // 160 KiB), sized by the stored encoding itself before anything is decoded. A batch
+            // cut short says so; the watch sends it, moves its cursor to the last event it sent
+            // and reads on from there, so the event left out comes next, neither lost nor twice.
+            let (page, more) = try ResponseBudget.page(limit: limit, size: { (event: (Int64, Data)) in event.1.count }) {
+                try rows.next().map { row -> (Int64, Data) in (row[0], row[1]) }
             }
+            let events = try page.map { seq, bytes in (cursor: seq, task: try V1.Task(serializedBytes: [UInt8](bytes))) }
+            return (events, more)
         }
     }
 

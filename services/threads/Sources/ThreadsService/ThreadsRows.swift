@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import PlatosProto
+import PlatosService
 
 // How each table's rows become proto values. The column lists are spelled once here and the
 // decoders read by position, so a query and its decoder cannot disagree on order.
@@ -65,6 +66,12 @@ extension V1.Task {
             attempts: UInt32(clamping: row[8] as Int64), leaseId: row[9], leaseExpiresAtUnixMs: row[10],
             result: row[11], error: row[12], resultMessageId: row[13], metadata: MetadataColumn.decode(row[14]),
             createdAtUnixMs: row[15], updatedAtUnixMs: row[16])
+    }
+
+    /// What the task takes in an answer, near enough: ``ResponseBudget``'s estimate plus its
+    /// metadata (up to 16 KiB), which that estimate leaves out.
+    static func answerSize(_ task: V1.Task) -> Int {
+        ResponseBudget.size(of: task) + ResponseBudget.size(of: task.metadata)
     }
 
     var isFinished: Bool {

@@ -170,13 +170,15 @@ extension ThreadsService {
         while true {
             try Task.checkCancellation()
             let generation = taskSignal.generation(subscription)
-            let events = try await store.taskEvents(selector, access: access, after: cursor, limit: 256)
-            for event in events {
+            // A batch ends at 256 events or at the answer budget, whichever comes first; one cut
+            // short is followed at once from the cursor of the last event sent.
+            let batch = try await store.taskEvents(selector, access: access, after: cursor, limit: 256)
+            for event in batch.events {
                 try await writer.send(event.task)
                 cursor = event.cursor
                 if case .task = selector, event.task.isFinished { return }
             }
-            if events.count == 256 { continue }
+            if batch.more { continue }
             await taskSignal.wait(subscription, since: generation)
         }
     }

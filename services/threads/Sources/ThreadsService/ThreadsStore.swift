@@ -97,11 +97,14 @@ public protocol ThreadsStore: Sendable {
     func unclaimTask(_ claimed: V1.Task, access: ThreadAccess, now: Int64) async throws -> V1.Task?
     /// The state a watch starts from: the task, or the thread's queued and running tasks plus
     /// those that finished within the event log's retention (so a watcher that reconnects after a
-    /// task finished still sees how it ended), and the event cursor to follow from.
+    /// task finished still sees how it ended), the newest of them that fit in
+    /// ``ResponseBudget/bytes``, and the event cursor to follow from.
     func taskSnapshot(_ selector: TaskSelector, access: ThreadAccess, now: Int64) async throws -> TaskSnapshot
-    /// Task states recorded after `cursor`, oldest first, with the cursor each one leaves.
+    /// Task states recorded after `cursor`, oldest first, with the cursor each one leaves: at
+    /// most `limit` of them and as many as fit in ``ResponseBudget/bytes``, and whether more
+    /// follow the last one (read on from its cursor).
     func taskEvents(_ selector: TaskSelector, access: ThreadAccess, after cursor: Int64, limit: Int) async throws
-        -> [(cursor: Int64, task: V1.Task)]
+        -> (events: [(cursor: Int64, task: V1.Task)], more: Bool)
 
     /// Requeues (or, past `maxAttempts`, expires) every task whose lease ran out, in every scope:
     /// the one statement that serves no caller. Returns the tasks it changed.
