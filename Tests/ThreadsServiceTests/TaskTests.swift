@@ -353,6 +353,41 @@ struct TaskTests {
         #expect(ended.error == "its target agent left the cluster before claiming it")
     }
 
+    /// A worker that moves to another cluster while holding a lease never claims in the old one
+    /// again, and nothing else can claim a task spawned for it: when the lease runs out, the
+    /// reaper ends the task as stranded (EXPIRED, saying why) instead of requeuing it for good,
+    /// and the spawner's watch sees it end. In the same pass, a lapsed task whose target is still
+    /// a member is requeued as before.
+    @Test func theReaperEndsALapsedTaskWhoseTargetLeftTheCluster() async throws {
+        let h = try H()
+        let thread = try await h.createThread(H.chat)
+        let forBgo = try await spawn(h, thread.id)
+        let forChat = try await h.client(H.bgo).call(
+            V1.TasksService.spawn, V1.SpawnTaskRequest(targetAgent: H.chat.slug, prompt: "yours", threadId: thread.id))
+        #expect(try await claim(h, H.bgo, leaseMs: 1_000)?.id == forBgo.id)
+        #expect(try await claim(h, H.chat, leaseMs: 1_000)?.id == forChat.id)
+        var watch = h.client(H.chat).stream(V1.TasksService.watch, V1.WatchTasksRequest(taskId: forBgo.id))
+            .makeAsyncIterator()
+        #expect(try await watch.next()?.state == .running)
+
+        // bgo moves to cluster two and claims no more; both leases run out.
+        h.directory.set(DirectoryAgent(agentId: H.bgo.id, clusterId: H.stranger.cluster), slug: H.bgo.slug, in: H.scope)
+        h.clock.advance(ms: 1_001)
+        #expect(try await h.service.reapExpiredLeases() == 2)
+
+        let ended = try await h.client(H.chat).call(V1.TasksService.get, V1.GetTaskRequest(taskId: forBgo.id))
+        #expect(ended.state == .expired)
+        #expect(ended.error == "its target agent left the cluster before finishing it")
+        #expect(ended.leaseId.isEmpty)
+        let seen = try #require(try await watch.next())
+        #expect(seen.state == .expired && seen.error == ended.error)
+        #expect(try await watch.next() == nil)
+
+        let requeued = try await h.client(H.chat).call(V1.TasksService.get, V1.GetTaskRequest(taskId: forChat.id))
+        #expect(requeued.state == .queued)
+        #expect(try await claim(h, H.chat)?.id == forChat.id)
+    }
+
     /// A claim that commits after its caller gave up (deadline passed while the claim waited for
     /// the writer) puts the task back in the queue with its attempt returned, instead of leaving it
     /// running under a lease nobody holds.

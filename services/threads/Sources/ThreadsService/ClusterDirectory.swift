@@ -13,7 +13,8 @@ public struct DirectoryAgent: Sendable, Hashable {
 }
 
 /// Who is in which cluster. The threads service owns no membership data; it asks this when a
-/// task is spawned, to check that the target is a sibling of the spawner.
+/// task is spawned, to check that the target is a sibling of the spawner, and when a lease runs
+/// out, to end rather than requeue a task whose target has left its cluster.
 public protocol ClusterDirectory: Sendable {
     /// The agent named by `slugOrId` in `scope`, or nil when there is none. Throws when the answer
     /// cannot be had (registry unreachable), so a spawn fails closed.

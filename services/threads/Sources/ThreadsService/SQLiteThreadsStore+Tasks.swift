@@ -379,22 +379,37 @@ extension SQLiteThreadsStore {
     /// far behind could miss one.
     static let eventRetentionMs: Int64 = 3_600_000
 
-    public func reapExpiredLeases(maxAttempts: Int, now: Int64) async throws -> [V1.Task] {
-        try await database.write { db in
-            // Bounded per pass so one pass never holds the writer for long; the next picks up the rest.
-            let rows = try Row.fetchAll(
+    public func lapsedTasks(now: Int64, limit: Int) async throws -> [LapsedTask] {
+        try await database.read { db in
+            try Row.fetchAll(
                 db.cachedStatement(
                     sql: """
                         SELECT \(V1.Task.columns), k.org, k.project, k.env FROM tasks k
                         WHERE k.state = \(V1.TaskState.running.protoValue) AND k.lease_expires_at <= ?
-                        ORDER BY k.lease_expires_at LIMIT 500
-                        """), arguments: [now])
+                        ORDER BY k.lease_expires_at LIMIT ?
+                        """), arguments: [now, limit]
+            ).map { row in LapsedTask(scope: V1.Scope(org: row[17], project: row[18], env: row[19]), task: V1.Task(row: row)) }
+        }
+    }
+
+    public func reapExpiredLeases(_ lapsed: [LapsedTask], stranded: Set<String>, maxAttempts: Int, now: Int64)
+        async throws -> [V1.Task]
+    {
+        try await database.write { db in
             var changed: [V1.Task] = []
-            for row in rows {
-                var task = V1.Task(row: row)
-                let scope = V1.Scope(org: row[17], project: row[18], env: row[19])
-                task.lapse(maxAttempts: maxAttempts, now: now)
-                try task.save(db, access: ThreadAccess(scope: scope, agentId: "", clusterId: task.clusterId))
+            for entry in lapsed {
+                let access = ThreadAccess(scope: entry.scope, agentId: "", clusterId: entry.task.clusterId)
+                // Decided on what was read before the write: only a task nothing touched since
+                // (still running under that lease, which cannot be renewed once it ran out).
+                guard var task = try Self.visibleTask(db, entry.task.id, access), task.state == .running,
+                    task.leaseId == entry.task.leaseId, task.leaseExpiresAtUnixMs <= now
+                else { continue }
+                if stranded.contains(task.id) {
+                    task.strandLapsed(now: now)
+                } else {
+                    task.lapse(maxAttempts: maxAttempts, now: now)
+                }
+                try task.save(db, access: access)
                 changed.append(task)
             }
             // seq grows with commit time, so the old entries are a prefix of the log: find where

@@ -50,6 +50,17 @@ extension V1.Task {
         updatedAtUnixMs = now
     }
 
+    /// Its target agent left the task's cluster while it held the lease, and the lease ran out:
+    /// requeued, no one could claim it (claims look only in their agent's current cluster), so it
+    /// ends here, as a stranded queued task does.
+    mutating func strandLapsed(now: Int64) {
+        leaseId = ""
+        leaseExpiresAtUnixMs = 0
+        state = .expired
+        error = "its target agent left the cluster before finishing it"
+        updatedAtUnixMs = now
+    }
+
     /// A claim whose caller was gone before the answer reached it: back to the queue, and the
     /// attempt it took is given back.
     mutating func unclaim(now: Int64) {

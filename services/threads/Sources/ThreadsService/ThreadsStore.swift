@@ -106,7 +106,24 @@ public protocol ThreadsStore: Sendable {
     func taskEvents(_ selector: TaskSelector, access: ThreadAccess, after cursor: Int64, limit: Int) async throws
         -> (events: [(cursor: Int64, task: V1.Task)], more: Bool)
 
-    /// Requeues (or, past `maxAttempts`, expires) every task whose lease ran out, in every scope:
-    /// the one statement that serves no caller. Returns the tasks it changed.
-    func reapExpiredLeases(maxAttempts: Int, now: Int64) async throws -> [V1.Task]
+    /// Running tasks whose lease ran out by `now`, in every scope (the statements that serve no
+    /// caller), longest lapsed first, at most `limit`: what the lease reaper decides about.
+    func lapsedTasks(now: Int64, limit: Int) async throws -> [LapsedTask]
+    /// Ends the lease of each of `lapsed` that is still running under the lease it was read with:
+    /// requeued (or, past `maxAttempts`, expired), except those named in `stranded` (their
+    /// target has left the task's cluster), which end `EXPIRED` saying so. Also drops event log
+    /// entries past their retention. Returns the tasks it changed.
+    func reapExpiredLeases(_ lapsed: [LapsedTask], stranded: Set<String>, maxAttempts: Int, now: Int64)
+        async throws -> [V1.Task]
+}
+
+/// A running task whose lease ran out, and the project scope it lives in.
+public struct LapsedTask: Sendable {
+    public var scope: V1.Scope
+    public var task: V1.Task
+
+    public init(scope: V1.Scope, task: V1.Task) {
+        self.scope = scope
+        self.task = task
+    }
 }
