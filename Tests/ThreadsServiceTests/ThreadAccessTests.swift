@@ -8,6 +8,82 @@ import ThreadsService
 struct ThreadAccessTests {
     typealias H = ThreadsHarness
 
+    /// A call made once on the real id and once on a made-up one: both NOT_FOUND, and the code and
+    /// the text (with the id blanked) must not differ.
+    func sameAnswer(
+        _ realId: String, sourceLocation: SourceLocation = #_sourceLocation, _ call: @escaping (String) async throws -> Void
+    ) async {
+        let fakeId = "thr_doesnotexist000000000000"
+        let real = await rpcError({ try await call(realId) }, sourceLocation: sourceLocation)
+        let fake = await rpcError({ try await call(fakeId) }, sourceLocation: sourceLocation)
+        #expect(real?.code == .notFound, sourceLocation: sourceLocation)
+        #expect(fake?.code == .notFound, sourceLocation: sourceLocation)
+        #expect(
+            real?.message.replacingOccurrences(of: realId, with: "ID")
+                == fake?.message.replacingOccurrences(of: fakeId, with: "ID"), sourceLocation: sourceLocation)
+    }
+
+    /// A thread is bound to the end user it was created for. A member acting for another user
+    /// gets, on every call naming it, the answer a made-up id gets, and does not see it listed;
+    /// the same member acting for that user, or for no user (the agent as itself), sees it; and a
+    /// thread bound to no user is everyone's in the cluster.
+    @Test func aThreadBoundToOneUserIsNotFoundToAMemberActingForAnother() async throws {
+        let h = try H()
+        let thread = try await h.createThread(H.chat)
+        #expect(thread.userId == "user_1")
+        try await h.post(H.chat, thread.id, "for user_1")
+        let task = try await h.client(H.chat).call(
+            V1.TasksService.spawn, V1.SpawnTaskRequest(targetAgent: H.bgo.slug, prompt: "dig", threadId: thread.id))
+
+        let other = h.client(H.bgo.acting(for: "user_2"))
+        await sameAnswer(thread.id) { _ = try await other.call(V1.ThreadsService.get, V1.GetThreadRequest(threadId: $0)) }
+        await sameAnswer(thread.id) {
+            _ = try await other.call(
+                V1.ThreadsService.update, V1.UpdateThreadRequest(threadId: $0, title: V1.StringValue(value: "mine now")))
+        }
+        await sameAnswer(thread.id) { _ = try await other.call(V1.MessagesService.list, V1.ListMessagesRequest(threadId: $0)) }
+        await sameAnswer(thread.id) {
+            _ = try await other.call(V1.MessagesService.post, V1.PostMessageRequest(threadId: $0, content: "hi"))
+        }
+        await sameAnswer(thread.id) {
+            _ = try await other.call(
+                V1.TasksService.spawn, V1.SpawnTaskRequest(targetAgent: H.chat.slug, prompt: "p", threadId: $0))
+        }
+        await sameAnswer(thread.id) { _ = try await other.call(V1.TasksService.list, V1.ListTasksRequest(threadId: $0)) }
+        // Streams: refused before they yield anything (one yielded item ends the probe as a success).
+        await sameAnswer(thread.id) { id in
+            var watch = other.stream(V1.ThreadsService.watch, V1.WatchThreadRequest(threadId: id)).makeAsyncIterator()
+            _ = try await watch.next()
+        }
+        await sameAnswer(thread.id) { id in
+            var watch = other.stream(V1.TasksService.watch, V1.WatchTasksRequest(threadId: id)).makeAsyncIterator()
+            _ = try await watch.next()
+        }
+        await sameAnswer(thread.id) { _ = try await other.call(V1.ThreadsService.delete, V1.DeleteThreadRequest(threadId: $0)) }
+        #expect(try await other.call(V1.ThreadsService.list, V1.ListThreadsRequest()).threads.isEmpty)
+
+        // The member acting for the thread's user, and acting for nobody, sees it all; nothing the
+        // other user's calls did reached it.
+        for reader in [H.bgo.acting(for: "user_1"), H.bgo] {
+            let client = h.client(reader)
+            let seen = try await client.call(V1.ThreadsService.get, V1.GetThreadRequest(threadId: thread.id))
+            #expect(seen.title == thread.title, "as \(reader.user)")
+            #expect(try await client.call(V1.ThreadsService.list, V1.ListThreadsRequest()).threads.map(\.id) == [thread.id])
+            let messages = try await client.call(V1.MessagesService.list, V1.ListMessagesRequest(threadId: thread.id))
+            #expect(messages.messages.map(\.content) == ["for user_1"])
+            let tasks = try await client.call(V1.TasksService.list, V1.ListTasksRequest(threadId: thread.id))
+            #expect(tasks.tasks.map(\.id) == [task.id])
+            var watch = client.stream(V1.TasksService.watch, V1.WatchTasksRequest(threadId: thread.id)).makeAsyncIterator()
+            #expect(try await watch.next()?.id == task.id)
+        }
+
+        // A thread bound to no user: visible to the member acting for any user.
+        let unbound = try await h.createThread(H.bgo)
+        #expect(unbound.userId.isEmpty)
+        #expect(try await other.call(V1.ThreadsService.get, V1.GetThreadRequest(threadId: unbound.id)).id == unbound.id)
+        _ = try await other.call(V1.MessagesService.post, V1.PostMessageRequest(threadId: unbound.id, content: "hi"))
+    }
+
     @Test func membersOfOneClusterShareThreadsAndMessagesWithTheirOwnAuthorIds() async throws {
         let h = try H()
         let thread = try await h.createThread(H.chat)
@@ -64,19 +140,6 @@ struct ThreadAccessTests {
         let task = try await h.client(H.chat).call(
             V1.TasksService.spawn, V1.SpawnTaskRequest(targetAgent: H.bgo.slug, prompt: "dig", threadId: thread.id))
         let stranger = h.client(H.stranger)
-
-        // Each call, once on the real id and once on a made-up one: the code and the text (with the
-        // id blanked) must not differ.
-        func sameAnswer(_ realId: String, _ call: @escaping (String) async throws -> Void) async {
-            let fakeId = "thr_doesnotexist000000000000"
-            let real = await rpcError { try await call(realId) }
-            let fake = await rpcError { try await call(fakeId) }
-            #expect(real?.code == .notFound)
-            #expect(fake?.code == .notFound)
-            #expect(
-                real?.message.replacingOccurrences(of: realId, with: "ID")
-                    == fake?.message.replacingOccurrences(of: fakeId, with: "ID"))
-        }
         await sameAnswer(thread.id) { _ = try await stranger.call(V1.ThreadsService.get, V1.GetThreadRequest(threadId: $0)) }
         await sameAnswer(thread.id) {
             _ = try await stranger.call(V1.MessagesService.list, V1.ListMessagesRequest(threadId: $0))

@@ -249,6 +249,11 @@ extension SQLiteThreadsStore {
         access: ThreadAccess, threadId: String, state: V1.TaskState?, after: PageCursor?, limit: Int
     ) async throws -> (tasks: [V1.Task], next: PageCursor?) {
         try await database.read { db in
+            // A thread the caller cannot see (another cluster's, another user's, or none) is
+            // NOT_FOUND, as on every other call naming a thread, rather than an empty list.
+            if !threadId.isEmpty, try Self.visibleThread(db, threadId, access) == nil {
+                throw ThreadsErrors.threadNotFound(threadId)
+            }
             var sql = "SELECT \(V1.Task.columns) FROM tasks k WHERE \(ThreadAccess.taskVisible("k"))"
             var arguments = access.taskVisibleArguments
             if !threadId.isEmpty {

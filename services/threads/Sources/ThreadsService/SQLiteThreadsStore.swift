@@ -27,7 +27,9 @@ public struct SQLiteThreadsStore: ThreadsStore {
         try await database.write { db in
             if !draft.idempotencyKey.isEmpty {
                 var arguments: StatementArguments = [access.agentId, draft.idempotencyKey]
-                arguments += access.threadVisibleArguments
+                // The agent's own key, whichever user its thread is bound to: a retry for another
+                // user is refused below as a reused key, not taken for an unused one.
+                arguments += access.anyUser.threadVisibleArguments
                 let existing = try Row.fetchOne(
                     db.cachedStatement(
                         sql: """

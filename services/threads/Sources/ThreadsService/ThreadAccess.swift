@@ -2,7 +2,11 @@ import GRDB
 import PlatosProto
 
 /// Whose threads and tasks a caller may touch: those owned by its cluster, and threads owned by
-/// itself as an agent (created while it was in no cluster), inside its project scope.
+/// itself as an agent (created while it was in no cluster), inside its project scope. A caller
+/// acting for an end user (a token bound to one, `x-platos-user`, or the user of the task it
+/// works on) sees, of those, only threads bound to that user or to none: a thread bound to
+/// another user is answered exactly like one that does not exist. A caller acting for no user
+/// (the agent as itself) sees all of them.
 ///
 /// Every query takes one of these, so the ownership test is part of the SQL rather than a check
 /// made in Swift after fetching a row.
@@ -14,13 +18,22 @@ public struct ThreadAccess: Sendable, Hashable {
     public let agentId: String
     /// Empty when the agent is in no cluster.
     public let clusterId: String
+    /// The end user the caller acts for; empty when it acts for none, and then it is not
+    /// restricted by the users threads are bound to.
+    public let userId: String
 
-    public init(scope: V1.Scope, agentId: String, clusterId: String) {
+    public init(scope: V1.Scope, agentId: String, clusterId: String, userId: String = "") {
         org = scope.org
         project = scope.project
         env = scope.env
         self.agentId = agentId
         self.clusterId = clusterId
+        self.userId = userId
+    }
+
+    /// The same reach, whichever end user threads are bound to.
+    var anyUser: ThreadAccess {
+        ThreadAccess(scope: scope, agentId: agentId, clusterId: clusterId)
     }
 
     public var scope: V1.Scope { V1.Scope(org: org, project: project, env: env) }
@@ -31,17 +44,21 @@ public struct ThreadAccess: Sendable, Hashable {
     }
 
     /// True for a row of `threads` (under `alias`) this caller may see. An empty cluster or agent
-    /// id matches nothing, because every stored owner id is non-empty.
+    /// id matches nothing, because every stored owner id is non-empty. The last clause is the
+    /// end user's: a thread bound to none, or to the caller's user, or a caller acting for none.
+    /// Every statement that reaches a thread by id or lists them carries this whole predicate,
+    /// so no call can skip the user check.
     static func threadVisible(_ alias: String) -> String {
         """
         \(alias).org = ? AND \(alias).project = ? AND \(alias).env = ? \
         AND ((\(alias).owner_kind = \(V1.OwnerKind.cluster.protoValue) AND \(alias).owner_id = ?) \
-        OR (\(alias).owner_kind = \(V1.OwnerKind.agent.protoValue) AND \(alias).owner_id = ?))
+        OR (\(alias).owner_kind = \(V1.OwnerKind.agent.protoValue) AND \(alias).owner_id = ?)) \
+        AND (\(alias).user_id = '' OR \(alias).user_id = ? OR ? = '')
         """
     }
 
     var threadVisibleArguments: StatementArguments {
-        [org, project, env, clusterId, agentId]
+        [org, project, env, clusterId, agentId, userId, userId]
     }
 
     /// True for a row of `tasks` or `task_events` (under `alias`) this caller may see: tasks only

@@ -59,7 +59,8 @@ public final class ThreadsService: Sendable {
     /// their clusters, and an admin principal tied to no agent owns neither.
     func access(_ caller: Caller) throws -> ThreadAccess {
         guard !caller.agentId.isEmpty else { throw ThreadsErrors.notAnAgent }
-        return ThreadAccess(scope: caller.scope, agentId: caller.agentId, clusterId: caller.clusterId)
+        return ThreadAccess(
+            scope: caller.scope, agentId: caller.agentId, clusterId: caller.clusterId, userId: caller.userId)
     }
 
     var now: Int64 { configuration.now() }
