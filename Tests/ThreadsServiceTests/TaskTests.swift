@@ -193,6 +193,43 @@ struct TaskTests {
         }
     }
 
+    /// A tasks.complete or tasks.fail repeated under the same lease (its answer was lost) gets
+    /// the same answer; repeated with another result or error it is not a retry: refused with
+    /// FAILED_PRECONDITION, as a reused idempotency key is, and the first body stays.
+    @Test func aRetriedCompleteOrFailWithAnotherBodyIsRefused() async throws {
+        let h = try H()
+        let thread = try await h.createThread(H.chat)
+        _ = try await spawn(h, thread.id, prompt: "one")
+        _ = try await spawn(h, thread.id, prompt: "two")
+        let worker = h.client(H.bgo)
+
+        let done = try #require(try await claim(h))
+        let complete = V1.CompleteTaskRequest(taskId: done.id, leaseId: done.leaseId, result: "found it")
+        _ = try await worker.call(V1.TasksService.complete, complete)
+        let again = try await worker.call(V1.TasksService.complete, complete)
+        #expect(again.state == .succeeded && again.result == "found it")
+        var otherResult = complete
+        otherResult.result = "found something else"
+        let changed = await rpcError { _ = try await worker.call(V1.TasksService.complete, otherResult) }
+        #expect(changed?.code == .failedPrecondition)
+        #expect(changed?.message.contains("already completed with another result") == true, "\(String(describing: changed))")
+        let messages = try await h.client(H.chat).call(V1.MessagesService.list, V1.ListMessagesRequest(threadId: thread.id))
+        #expect(messages.messages.map(\.content) == ["found it"])
+
+        let failed = try #require(try await claim(h))
+        let fail = V1.FailTaskRequest(taskId: failed.id, leaseId: failed.leaseId, error: "no luck")
+        _ = try await worker.call(V1.TasksService.fail, fail)
+        let failedAgain = try await worker.call(V1.TasksService.fail, fail)
+        #expect(failedAgain.state == .failed && failedAgain.error == "no luck")
+        var otherError = fail
+        otherError.error = "another reason"
+        let changedError = await rpcError { _ = try await worker.call(V1.TasksService.fail, otherError) }
+        #expect(changedError?.code == .failedPrecondition)
+        #expect(changedError?.message.contains("already failed with another error") == true, "\(String(describing: changedError))")
+        let kept = try await h.client(H.chat).call(V1.TasksService.get, V1.GetTaskRequest(taskId: failed.id))
+        #expect(kept.error == "no luck")
+    }
+
     @Test func aLongPollWithNothingQueuedAnswersEmptyWhenItsWaitIsOver() async throws {
         let h = try H()
         let started = ContinuousClock.now

@@ -177,8 +177,12 @@ extension SQLiteThreadsStore {
     {
         try await database.write { db in
             var task = try Self.workerTask(db, taskId, access)
-            // A retry of a completion whose answer was lost gets the same answer, not an error.
-            if task.state == .succeeded, !leaseId.isEmpty, task.leaseId == leaseId { return (task, nil) }
+            // A retry of a completion whose answer was lost gets the same answer, not an error;
+            // one with another result is not a retry, and must not be told its result was kept.
+            if task.state == .succeeded, !leaseId.isEmpty, task.leaseId == leaseId {
+                guard task.result == result else { throw ThreadsErrors.alreadyFinished(taskId, "completed", "result") }
+                return (task, nil)
+            }
             guard task.isLeased(to: leaseId, now: now) else { throw ThreadsErrors.staleLease(taskId) }
             // The result goes into the task's thread by the task's authority (its cluster owns the
             // thread), authored by the worker and attributed to the spawner's user.
@@ -206,7 +210,10 @@ extension SQLiteThreadsStore {
     {
         try await database.write { db in
             var task = try Self.workerTask(db, taskId, access)
-            if task.state == .failed, !leaseId.isEmpty, task.leaseId == leaseId { return task }
+            if task.state == .failed, !leaseId.isEmpty, task.leaseId == leaseId {
+                guard task.error == error else { throw ThreadsErrors.alreadyFinished(taskId, "failed", "error") }
+                return task
+            }
             guard task.isLeased(to: leaseId, now: now) else { throw ThreadsErrors.staleLease(taskId) }
             task.state = .failed
             task.error = error

@@ -11,6 +11,14 @@ enum ThreadsErrors {
             "idempotency_key '\(key)' was already used for a different \(what); use a new key for a new \(what)")
     }
 
+    /// A repeated tasks.complete or tasks.fail under the same lease with another body: like a
+    /// reused idempotency key, it would otherwise be answered OK while its body was dropped.
+    static func alreadyFinished(_ taskId: String, _ how: String, _ field: String) -> RPCError {
+        RPCError(
+            .failedPrecondition,
+            "task '\(taskId)' already \(how) with another \(field) under this lease; a retry must repeat the \(field) it sent")
+    }
+
     static func threadNotFound(_ id: String) -> RPCError {
         RPCError(.notFound, "thread '\(id)' not found")
     }

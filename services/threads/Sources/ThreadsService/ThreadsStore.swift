@@ -81,7 +81,9 @@ public protocol ThreadsStore: Sendable {
         async throws -> V1.Task
     /// Finishes the task and posts `result` into its thread, authored by the worker, for the
     /// spawner's user, in one transaction. Returns the task and the result message (nil when the
-    /// call repeats a completion that already happened under the same lease).
+    /// call repeats a completion that already happened under the same lease with the same result;
+    /// with another result it is `FAILED_PRECONDITION`). ``failTask(taskId:leaseId:error:access:now:)``
+    /// treats a repeat the same way.
     func completeTask(taskId: String, leaseId: String, result: String, access: ThreadAccess, now: Int64)
         async throws -> (task: V1.Task, message: V1.Message?)
     func failTask(taskId: String, leaseId: String, error: String, access: ThreadAccess, now: Int64)
