@@ -243,6 +243,44 @@ struct ThreadAccessTests {
         #expect(metadata?.message.hasPrefix("metadata") == true)
     }
 
+    /// Page tokens and optional id filters are bounded like the other ids: INVALID_ARGUMENT
+    /// naming the field and the limit, before anything reaches the database. A token that
+    /// decodes (into a 300-byte id) is refused for its length alone.
+    @Test func pageTokensAndIdFiltersHaveLimits() async throws {
+        let h = try H()
+        let client = h.client(H.chat)
+        let thread = try await h.createThread(H.chat)
+        let longToken = Data("1700000000000:\(String(repeating: "x", count: 300))".utf8).base64EncodedString()
+        func expectRefused(
+            _ field: String, _ limit: Int, sourceLocation: SourceLocation = #_sourceLocation, _ call: () async throws -> Void
+        ) async {
+            let error = await rpcError(call, sourceLocation: sourceLocation)
+            #expect(error?.code == .invalidArgument, sourceLocation: sourceLocation)
+            #expect(
+                error?.message.hasPrefix("\(field) is ") == true && error?.message.hasSuffix("the limit is \(limit)") == true,
+                "\(String(describing: error))", sourceLocation: sourceLocation)
+        }
+        await expectRefused("page.page_token", 128) {
+            _ = try await client.call(
+                V1.ThreadsService.list, V1.ListThreadsRequest(page: V1.PageRequest(pageToken: longToken)))
+        }
+        await expectRefused("page.page_token", 128) {
+            _ = try await client.call(V1.TasksService.list, V1.ListTasksRequest(page: V1.PageRequest(pageToken: longToken)))
+        }
+        await expectRefused("author_agent_id", 256) {
+            _ = try await client.call(
+                V1.MessagesService.list,
+                V1.ListMessagesRequest(threadId: thread.id, authorAgentId: String(repeating: "a", count: 257)))
+        }
+        await expectRefused("thread_id", 256) {
+            _ = try await client.call(V1.TasksService.list, V1.ListTasksRequest(threadId: String(repeating: "t", count: 257)))
+        }
+        // At the limit, a filter is a filter.
+        let byNobody = try await client.call(
+            V1.MessagesService.list, V1.ListMessagesRequest(threadId: thread.id, authorAgentId: String(repeating: "a", count: 256)))
+        #expect(byNobody.messages.isEmpty)
+    }
+
     @Test func listsPageWithTokensAndFilterOnMetadata() async throws {
         let h = try H()
         let client = h.client(H.chat)

@@ -20,9 +20,12 @@ public struct PageCursor: Sendable, Equatable {
         Data("\(createdAt):\(id)".utf8).base64EncodedString()
     }
 
-    /// Nil for an empty token (the first page); `INVALID_ARGUMENT` for one that does not decode.
+    /// Nil for an empty token (the first page); `INVALID_ARGUMENT` for one longer than any this
+    /// service issues, or that does not decode.
     static func decode(_ token: String) throws -> PageCursor? {
         if token.isEmpty { return nil }
+        // Checked before decoding: the id inside is bound into the page's statement.
+        try RequestLimits.limit(token, "page.page_token", RequestLimits.maxPageTokenBytes)
         guard let data = Data(base64Encoded: token), let text = String(data: data, encoding: .utf8),
             let colon = text.firstIndex(of: ":"), let createdAt = Int64(text[..<colon])
         else {

@@ -11,6 +11,9 @@ enum RequestLimits {
     static let maxMetadataBytes = 16 * 1024
     static let maxIdempotencyKeyBytes = 256
     static let maxIdBytes = 256
+    /// A page token this service issues is base64 of `<created_at>:<id>`, about 72 bytes; memory
+    /// caps its own tokens at the same 128.
+    static let maxPageTokenBytes = 128
     /// Entries in `threads.list`'s `metadata_filter`: each is one more clause of the statement,
     /// whose text (and so its cached plan) depends on their number. Unbounded, a thousand of them
     /// hit SQLite's expression-depth limit, and every distinct count is another cached statement
@@ -21,6 +24,11 @@ enum RequestLimits {
 
     static func require(_ value: String, _ field: String) throws {
         guard !value.isEmpty else { throw RPCError(.invalidArgument, "\(field) is required") }
+        try limit(value, field, maxIdBytes)
+    }
+
+    /// An id that may be left empty (a filter): bounded like a required one.
+    static func optionalId(_ value: String, _ field: String) throws {
         try limit(value, field, maxIdBytes)
     }
 

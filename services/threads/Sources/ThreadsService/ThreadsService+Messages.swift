@@ -37,6 +37,7 @@ extension ThreadsService {
     func listMessages(_ request: V1.ListMessagesRequest, _ caller: Caller) async throws -> V1.ListMessagesResponse {
         let access = try access(caller)
         try RequestLimits.require(request.threadId, "thread_id")
+        try RequestLimits.optionalId(request.authorAgentId, "author_agent_id")
         guard request.limit <= Self.maxMessageLimit else {
             throw RPCError(.invalidArgument, "limit is \(request.limit); the limit is \(Self.maxMessageLimit)")
         }

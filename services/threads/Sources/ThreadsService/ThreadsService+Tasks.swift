@@ -53,6 +53,7 @@ extension ThreadsService {
         }
         routes.register(V1.TasksService.list) { [self] request, caller in
             let access = try access(caller)
+            try RequestLimits.optionalId(request.threadId, "thread_id")
             let limit = try PageCursor.pageSize(request.page)
             let after = try PageCursor.decode(request.page?.pageToken ?? "")
             let state: V1.TaskState?
