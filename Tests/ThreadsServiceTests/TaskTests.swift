@@ -166,14 +166,32 @@ struct TaskTests {
         #expect(try loggedTasks() == [])
     }
 
+    /// Waits (yielding, never sleeping) until `signal` has parked one more wait than `before`,
+    /// failing the test if that does not happen within `seconds`.
+    func waitUntilParked(_ signal: ChangeSignal<String>, beyond before: UInt64, seconds: Int64 = 30) async throws {
+        let giveUp = ContinuousClock.now + .seconds(seconds)
+        while signal.parkedWaits == before {
+            try #require(ContinuousClock.now < giveUp, "the claim never went to wait")
+            await Task.yield()
+        }
+    }
+
+    /// The spawn must be what answers the claim: the task is spawned only once the claim waits
+    /// (a spawn before that would be found by its first look), and the claim waits longer than
+    /// this suite's time limit (so the look it takes when its wait ends cannot be what answers it
+    /// either). A spawn that did not wake it fails the test by its time limit, whatever the
+    /// machine's speed.
     @Test func aLongPollingClaimIsWokenBySpawn() async throws {
-        let h = try H()
+        let h = try H { $0.maxClaimWaitMs = 600_000 }
         let thread = try await h.createThread(H.chat)
         let worker = h.client(H.bgo)
-        async let claimed = worker.call(V1.TasksService.claim, V1.ClaimTaskRequest(waitMs: 30_000))
+        let before = h.service.queueSignal.parkedWaits
+        async let claimed = worker.call(V1.TasksService.claim, V1.ClaimTaskRequest(waitMs: 600_000))
+        try await waitUntilParked(h.service.queueSignal, beyond: before)
         let spawned = try await spawn(h, thread.id)
         let task = try #require(try await claimed.task)
         #expect(task.id == spawned.id)
+        #expect(task.state == .running)
     }
 
     @Test func aRetriedSpawnReturnsTheFirstTaskAndAnotherBodyIsRefused() async throws {
@@ -230,12 +248,17 @@ struct TaskTests {
         #expect(kept.error == "no luck")
     }
 
+    /// With nothing queued, a long poll goes to wait (it does not answer at once) and, when its
+    /// wait is over, answers OK with no task rather than failing; it leaves nothing queued or
+    /// leased behind.
     @Test func aLongPollWithNothingQueuedAnswersEmptyWhenItsWaitIsOver() async throws {
         let h = try H()
-        let started = ContinuousClock.now
+        let before = h.service.queueSignal.parkedWaits
         let answer = try await h.client(H.bgo).call(V1.TasksService.claim, V1.ClaimTaskRequest(waitMs: 300))
         #expect(answer.task == nil)
-        #expect(ContinuousClock.now - started >= .milliseconds(250), "answered before its wait was over")
+        #expect(h.service.queueSignal.parkedWaits > before, "answered without waiting")
+        let tasks = try await h.client(H.bgo).call(V1.TasksService.list, V1.ListTasksRequest())
+        #expect(tasks.tasks.isEmpty)
     }
 
     @Test func onlyTheSpawnerCancelsAndTheWorkerLearnsFromItsNextCall() async throws {
@@ -442,7 +465,6 @@ struct TaskTests {
         }
         let heldBy = ContinuousClock.now + .seconds(10)
         while !holding.withLockedValue({ $0 }), ContinuousClock.now < heldBy { try await Task.sleep(for: .milliseconds(2)) }
-        let started = ContinuousClock.now
         let late = Task {
             await rpcError {
                 _ = try await h.client(H.bgo).call(
@@ -450,13 +472,17 @@ struct TaskTests {
             }
         }
         // The claim's write is queued behind the held one; release the writer only once the
-        // call's 200 ms deadline has passed.
+        // call's 200 ms deadline has passed. The call fixed its deadline before its write was
+        // queued, so it is at most 200 ms after the instant the queued write is seen: counting
+        // from there (not from before the task started, which a slow machine may start late)
+        // the deadline has surely passed 300 ms on.
         let queuedBy = ContinuousClock.now + .seconds(10)
         while h.store.database.writer.queuedWrites == 0, ContinuousClock.now < queuedBy {
             try await Task.sleep(for: .milliseconds(2))
         }
+        let queued = ContinuousClock.now
         #expect(h.store.database.writer.queuedWrites == 1)
-        try await Task.sleep(until: started + .milliseconds(300))
+        try await Task.sleep(until: queued + .milliseconds(300))
         gate.signal()
         try await writerHeld.value
         #expect(await late.value?.code == .deadlineExceeded)

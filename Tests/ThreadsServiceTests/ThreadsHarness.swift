@@ -51,7 +51,10 @@ struct ThreadsHarness {
     let directory = InMemoryClusterDirectory()
     let databasePath: String
 
-    init(lease: TaskLeasePolicy = TaskLeasePolicy()) throws {
+    /// `configure` changes the service's settings last (clock and lease policy are set before it).
+    init(lease: TaskLeasePolicy = TaskLeasePolicy(), configure: (inout ThreadsServiceConfiguration) -> Void = { _ in })
+        throws
+    {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("threads-test-\(UUID().uuidString)")
         databasePath = dir.appendingPathComponent("threads.sqlite").path
         store = try SQLiteThreadsStore.open(path: databasePath)
@@ -63,6 +66,7 @@ struct ThreadsHarness {
         configuration.lease = lease
         let clock = self.clock
         configuration.now = { clock.now }
+        configure(&configuration)
         service = ThreadsService(store: store, directory: directory, signer: signer, configuration: configuration)
         router = service.router
     }

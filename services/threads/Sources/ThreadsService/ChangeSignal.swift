@@ -22,6 +22,8 @@ final class ChangeSignal<Key: Hashable & Sendable>: Sendable {
     private struct State {
         var entries: [Key: Entry] = [:]
         var nextId: UInt64 = 0
+        /// Waits that parked (found no newer generation) so far.
+        var parkedWaits: UInt64 = 0
     }
 
     /// A subscription; pass it back to ``generation(_:)``, ``wait(_:since:timeout:)`` and
@@ -53,6 +55,13 @@ final class ChangeSignal<Key: Hashable & Sendable>: Sendable {
 
     func generation(_ subscription: Subscription) -> UInt64 {
         state.withLockedValue { $0.entries[subscription.key]?.generation ?? 0 }
+    }
+
+    /// How many waits have parked since this signal was made, counted when each one parks: lets
+    /// a test know that a waiter has really gone to wait (and so that a wake-up, not a re-check
+    /// when the wait ends, is what answers it), without sleeping.
+    var parkedWaits: UInt64 {
+        state.withLockedValue { $0.parkedWaits }
     }
 
     /// Wakes everyone subscribed to `key`. Cheap when nobody is.
@@ -101,6 +110,7 @@ final class ChangeSignal<Key: Hashable & Sendable>: Sendable {
                     else { return true }
                     entry.waiters[subscription.id]?.continuation = continuation
                     state.entries[subscription.key] = entry
+                    state.parkedWaits &+= 1
                     return false
                 }
                 if resumeNow { continuation.resume() }

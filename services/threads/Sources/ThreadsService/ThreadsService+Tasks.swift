@@ -105,8 +105,8 @@ extension ThreadsService {
     /// a task spawned between a look that found nothing and the wait still wakes the wait.
     func claimTask(_ request: V1.ClaimTaskRequest, _ caller: Caller) async throws -> V1.ClaimTaskResponse {
         let access = try access(caller)
-        guard request.waitMs <= RequestLimits.maxWaitMs else {
-            throw RPCError(.invalidArgument, "wait_ms is \(request.waitMs); the limit is \(RequestLimits.maxWaitMs)")
+        guard request.waitMs <= configuration.maxClaimWaitMs else {
+            throw RPCError(.invalidArgument, "wait_ms is \(request.waitMs); the limit is \(configuration.maxClaimWaitMs)")
         }
         let leaseMs = try configuration.lease.leaseMs(request.leaseMs)
         var deadline = ContinuousClock.now + .milliseconds(Int64(request.waitMs))

@@ -12,6 +12,9 @@ public struct ThreadsServiceConfiguration: Sendable {
     public var reapInterval: Duration = .seconds(1)
     /// The time, in Unix milliseconds. Tests replace it to let a lease run out without waiting.
     public var now: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
+    /// The longest `wait_ms` a claim accepts (threads.proto promises 30 s). Tests raise it so that
+    /// a long poll outlasts their time limit: then only a wake-up can answer it in time.
+    var maxClaimWaitMs: UInt32 = RequestLimits.maxWaitMs
 
     public init() {}
 }
