@@ -10,7 +10,11 @@ extension SQLiteThreadsStore {
         try await database.write { db in
             if !draft.idempotencyKey.isEmpty {
                 var arguments: StatementArguments = [access.agentId, draft.idempotencyKey]
-                arguments += access.taskVisibleArguments
+                // The agent's own key, whichever user its task was spawned for: a retry for
+                // another user is refused below as a reused key (as threads.create does), not
+                // taken for an unused one and then refused by the unique index as ALREADY_EXISTS.
+                // Nothing of the first task is returned unless the user matches.
+                arguments += access.anyUser.taskVisibleArguments
                 let existing = try Row.fetchOne(
                     db.cachedStatement(
                         sql: """
@@ -71,11 +75,15 @@ extension SQLiteThreadsStore {
     /// (a move, or a requeue after it lost its lease across one). Claims only ever look in the
     /// caller's current cluster, so nothing else would ever end them. Only tasks untouched for
     /// ``strandedAfterMs``: a claim admitted just before its agent moved still names the old
-    /// cluster, and must not take a task just queued in the new one for stranded.
+    /// cluster, and must not take a task just queued in the new one for stranded. Only tasks the
+    /// caller's end user may act on, as every other task statement: a claim acting for one user
+    /// does not end another user's task (the target's next claim acting for none, or for that
+    /// user, does).
     private static let strandedSQL = """
         SELECT \(V1.Task.columns) FROM tasks k INDEXED BY tasks_queued
         WHERE k.org = ? AND k.project = ? AND k.env = ? AND k.target_agent_id = ?
             AND k.state = \(V1.TaskState.queued.protoValue) AND k.cluster_id <> ? AND k.updated_at < ?
+            AND \(ThreadAccess.userVisible("k"))
         LIMIT 100
         """
 
@@ -91,7 +99,9 @@ extension SQLiteThreadsStore {
         try await database.write { db in
             var changed: [V1.Task] = []
             // Lazy requeue: the caller's own lapsed leases go back to the queue first, so a worker
-            // that restarts after a crash gets its task back without waiting for the reaper.
+            // that restarts after a crash gets its task back without waiting for the reaper. Only
+            // those of tasks its end user may act on, which are the only ones it could claim back;
+            // the reaper requeues the others.
             var lapsedArguments: StatementArguments = [access.agentId, now]
             lapsedArguments += access.taskVisibleArguments
             let lapsed = try Row.fetchAll(
@@ -102,11 +112,12 @@ extension SQLiteThreadsStore {
                 try task.save(db, access: access)
                 changed.append(task)
             }
+            var strandedArguments: StatementArguments = [
+                access.org, access.project, access.env, access.agentId, access.clusterId, now - Self.strandedAfterMs,
+            ]
+            strandedArguments += access.userVisibleArguments
             let stranded = try Row.fetchAll(
-                db.cachedStatement(sql: Self.strandedSQL),
-                arguments: [
-                    access.org, access.project, access.env, access.agentId, access.clusterId, now - Self.strandedAfterMs,
-                ])
+                db.cachedStatement(sql: Self.strandedSQL), arguments: strandedArguments)
             for row in stranded {
                 var task = V1.Task(row: row)
                 task.strand(now: now)

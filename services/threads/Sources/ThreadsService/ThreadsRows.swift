@@ -97,7 +97,10 @@ extension V1.Task {
     }
 
     /// Writes the mutable columns back. `recordEvent` is false for a change that is not a state
-    /// change (a heartbeat), which tasks.watch does not report.
+    /// change (a heartbeat), which tasks.watch does not report. Only for a task this transaction
+    /// has already read under the caller's access (``ThreadAccess/taskVisible(_:)``, or for a
+    /// stranded task the same scope and user clauses without the cluster): the row is addressed
+    /// by id, scope and its own cluster, which for a stranded task is not the caller's.
     func save(_ db: Database, access: ThreadAccess, recordEvent: Bool = true) throws {
         try db.cachedStatement(
             sql: """
@@ -112,15 +115,17 @@ extension V1.Task {
         if recordEvent { try self.recordEvent(db, access: access) }
     }
 
-    /// Appends this state to `task_events`, the log tasks.watch follows.
+    /// Appends this state to `task_events`, the log tasks.watch follows. The event carries the
+    /// task's end user, so that reading the log is held to the same predicate as the task
+    /// (``ThreadAccess/taskVisible(_:)``) without a join back to `tasks`.
     func recordEvent(_ db: Database, access: ThreadAccess) throws {
         try db.cachedStatement(
             sql: """
-                INSERT INTO task_events (org, project, env, cluster_id, thread_id, task_id, task, created_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO task_events (org, project, env, cluster_id, thread_id, task_id, user_id, task, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """
         ).execute(arguments: [
-            access.org, access.project, access.env, clusterId, threadId, id, Data(try serializedBytes()),
+            access.org, access.project, access.env, clusterId, threadId, id, userId, Data(try serializedBytes()),
             updatedAtUnixMs,
         ])
     }

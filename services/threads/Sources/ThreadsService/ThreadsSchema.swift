@@ -144,5 +144,20 @@ public enum ThreadsSchema {
                         WHERE idempotency_key IS NOT NULL;
                     """)
         }
+        migrator.registerMigration("v5 task events carry their task's end user") { db in
+            // Tasks are held to the end-user rule threads follow (ThreadAccess.taskVisible): a
+            // caller acting for one user sees only tasks spawned for it or for none. tasks.watch
+            // reads task_events alone, under the same predicate, so each event needs its task's
+            // user. A task's user never changes, so the events already logged take it from their
+            // task (one with no task left, which threads.delete does not leave, gets none). The
+            // watch queries still find their rows through task_events_by_task and
+            // task_events_by_thread, and test the user on those rows as they test the scope.
+            try db.execute(
+                sql: """
+                    ALTER TABLE task_events ADD COLUMN user_id TEXT NOT NULL DEFAULT '';
+                    UPDATE task_events SET user_id = COALESCE(
+                        (SELECT user_id FROM tasks WHERE tasks.id = task_events.task_id), '');
+                    """)
+        }
     }
 }
