@@ -109,7 +109,8 @@ import Testing
         let asTask = Self.client(port, token: bgoToken, task: claimed.id)
         // Acting for U via the task: bgo recalls U's memory without naming U itself.
         #expect(!(try await asTask.call(V1.MemoryService.recall, V1.RecallRequest(query: "window", limit: 5))).items.isEmpty)
-        // A token bound to a user acts for that user only: naming another user's task is refused.
+        // A token bound to a user acts for that user only: another user's task is not there for
+        // it (NOT_FOUND, as for a task that does not exist).
         func bgoBound(to boundUser: String) async throws -> RPCClient {
             let issued = try await admin.call(
                 V1.TokensService.issue, V1.IssueTokenRequest(role: .agent, agentId: bgo.id, boundUserId: boundUser))
@@ -117,7 +118,7 @@ import Testing
         }
         #expect(await Self.code {
             _ = try await bgoBound(to: "user-V").call(V1.MemoryService.recall, V1.RecallRequest(query: "window", limit: 5))
-        } == .permissionDenied)
+        } == .notFound)
         #expect(!(try await bgoBound(to: user).call(V1.MemoryService.recall, V1.RecallRequest(query: "window", limit: 5))).items.isEmpty)
         _ = try await asTask.call(
             V1.TasksService.complete, V1.CompleteTaskRequest(taskId: claimed.id, leaseId: claimed.leaseId, result: "3 flights"))
