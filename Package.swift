@@ -23,7 +23,7 @@ let serviceDependencies: [Target.Dependency] = [
     .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
 ]
 let serviceTestDependencies: [Target.Dependency] = [
-    "PlatosService", "PlatosStorage", "PlatosAuth", "PlatosRPC", "PlatosProto", "ProtobufCSwift",
+    "PlatosService", "PlatosStorage", "PlatosAuth", "PlatosRPC", "PlatosProto", "ProtobufCSwift", "PlatosTestSupport",
     .product(name: "GRDB", package: "GRDB.swift"),
     .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
 ]
@@ -291,7 +291,7 @@ let package = Package(
             name: "GatewayServiceTests", dependencies: ["GatewayService", "PlatosAuth", "PlatosProto", "PlatosRPC", "PlatosService"], swiftSettings: swiftSettings),
         .testTarget(
             name: "PlatosStorageTests",
-            dependencies: ["PlatosStorage", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["PlatosStorage", "PlatosTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         // Helpers shared by test targets: a raw HTTP client, a Prometheus text reader, a raw socket.
@@ -319,7 +319,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "EndToEndTests", dependencies: serviceTestDependencies + ["PlatosTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "EndToEndTests", dependencies: serviceTestDependencies, swiftSettings: swiftSettings),
         .testTarget(name: "PlatosCLITests", dependencies: ["PlatosCLI", "PlatosProto", "PlatosRPC", "ProtobufCSwift"], swiftSettings: swiftSettings),
         .testTarget(
             name: "PlatosWireTests",

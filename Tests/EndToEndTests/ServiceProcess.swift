@@ -2,6 +2,7 @@ import Foundation
 import PlatosAuth
 import PlatosProto
 import PlatosRPC
+import PlatosTestSupport
 
 /// A real service executable started for a test: launched from the build directory with a data
 /// directory of its own, on port 0 (RPC and admin), and considered up once it prints its `READY`
@@ -32,9 +33,7 @@ final class ServiceProcess: @unchecked Sendable {
 
     /// A fresh data directory for one test.
     static func temporaryDataDirectory() -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("platos-e2e-\(UUID().uuidString)").path
-        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        return dir
+        TestDirectories.make("platos-e2e")
     }
 
     /// Starts `platos-<name>` and waits up to `timeout` for it to be ready.

@@ -5,6 +5,7 @@ import PlatosAuth
 import PlatosProto
 import PlatosRPC
 import Testing
+import PlatosTestSupport
 
 /// A memory service on a fresh database in a temporary directory, called in-process with
 /// principals stamped the way the gateway stamps them, and a clock the test moves by hand.
@@ -76,8 +77,7 @@ struct MemoryClient: Sendable {
 
 /// A directory removed when the last harness holding it goes away.
 final class TemporaryDirectory: Sendable {
-    let path = FileManager.default.temporaryDirectory
-        .appendingPathComponent("platos-memory-tests-\(UUID().uuidString)").path
+    let path = TestDirectories.make("platos-memory-tests")
 
     deinit { try? FileManager.default.removeItem(atPath: path) }
 }

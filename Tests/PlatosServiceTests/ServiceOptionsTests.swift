@@ -1,15 +1,14 @@
 import Foundation
 import PlatosService
 import Testing
+import PlatosTestSupport
 
 /// Configuration layering: defaults < config file (top level, then the service's section) <
 /// environment < flags.
 @Suite struct ServiceOptionsTests {
     /// A config file in a fresh temporary directory.
     static func configFile(_ text: String) throws -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("platos-config-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let path = dir.appendingPathComponent("platos.toml").path
+        let path = TestDirectories.make("platos-config") + "/platos.toml"
         try text.write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
@@ -217,8 +216,9 @@ import Testing
         try ServiceOptions.parse(.memory, arguments: ["--data-dir", dataDir] + arguments, environment: [:])
     }
 
+    /// A data directory that does not exist yet, as on a first start.
     static func freshDirectory() -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("platos-secret-\(UUID().uuidString)").path
+        TestDirectories.make("platos-secret") + "/data"
     }
 
     @Test func theFirstStartGeneratesItPrivatelyAndLaterStartsReadIt() throws {

@@ -4,10 +4,11 @@ import PlatosRPC
 import PlatosStorage
 import Synchronization
 import Testing
+import PlatosTestSupport
 
 @Suite struct GroupCommitWriterTests {
     static func database(synchronous: SynchronousMode = .normal) throws -> ServiceDatabase {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("gc-\(UUID().uuidString)/t.sqlite").path
+        let path = TestDirectories.make("gc") + "/t.sqlite"
         return try ServiceDatabase.open(path: path, synchronous: synchronous, label: "test") { migrator in
             migrator.registerMigration("v1") { db in
                 try db.execute(sql: "CREATE TABLE item (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)")

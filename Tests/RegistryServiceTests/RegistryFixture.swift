@@ -2,6 +2,7 @@ import Foundation
 import PlatosAuth
 import PlatosProto
 import PlatosRPC
+import PlatosTestSupport
 @testable import RegistryService
 
 /// A registry on a fresh database, called in-process with principals signed as the gateway would.
@@ -16,7 +17,7 @@ struct RegistryFixture {
     static let scopeE2 = V1.Scope(org: "acme", project: "wally", env: "staging")
 
     init() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("registry-\(UUID().uuidString)/r.sqlite").path
+        let path = TestDirectories.make("registry") + "/r.sqlite"
         handlers = try Registry.handlers(databasePath: path)
         router = handlers.router(signer: signer)
     }

@@ -4,6 +4,7 @@ import PlatosAuth
 import PlatosProto
 import PlatosRPC
 import Testing
+import PlatosTestSupport
 
 @testable import RegistryService
 
@@ -11,8 +12,7 @@ import Testing
 /// applied, and what it held is still there.
 @Suite struct SchemaUpgradeTests {
     @Test func aVersionOneDatabaseIsUpgradedWithItsData() async throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("registry-v1-\(UUID().uuidString)/r.sqlite").path
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        let path = TestDirectories.make("registry-v1") + "/r.sqlite"
         var migrator = DatabaseMigrator()
         RegistrySchema.register(&migrator)
         let first = try #require(migrator.migrations.first)

@@ -3,6 +3,7 @@ import GRDB
 import PlatosProto
 import PlatosRPC
 import Testing
+import PlatosTestSupport
 @testable import ThreadsService
 
 /// Tasks follow the end-user rule threads follow: a task records the user its spawner acted for,
@@ -226,9 +227,7 @@ struct TaskUserAccessTests {
     /// task_events gained its task's user in v5: events logged before carry it once the store
     /// opens the database, so an old event of user_1's task is not followed by a watch for user_2.
     @Test func theUpgradeGivesEachLoggedEventItsTasksUser() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("threads-v4-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let path = dir.appendingPathComponent("threads.sqlite").path
+        let path = TestDirectories.make("threads-v4") + "/threads.sqlite"
         var migrator = DatabaseMigrator()
         ThreadsSchema.register(&migrator)
         let v4 = "v4 idempotency keys are unique per owner, not per agent"

@@ -5,6 +5,7 @@ import PlatosProto
 import PlatosRPC
 import Testing
 import ThreadsService
+import PlatosTestSupport
 
 /// An agent as a test calls with it: the principal the gateway would sign for it.
 struct TestAgent {
@@ -55,8 +56,7 @@ struct ThreadsHarness {
     init(lease: TaskLeasePolicy = TaskLeasePolicy(), configure: (inout ThreadsServiceConfiguration) -> Void = { _ in })
         throws
     {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("threads-test-\(UUID().uuidString)")
-        databasePath = dir.appendingPathComponent("threads.sqlite").path
+        databasePath = TestDirectories.make("threads-test") + "/threads.sqlite"
         store = try SQLiteThreadsStore.open(path: databasePath)
         signer = try PrincipalSigner(secret: Array("a test secret of at least thirty-two bytes".utf8))
         for agent in [Self.chat, Self.bgo, Self.stranger, Self.strangerSibling, Self.loner, Self.drifter] {
