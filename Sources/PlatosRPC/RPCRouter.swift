@@ -91,4 +91,14 @@ public struct RPCRouter: Sendable {
         default: return RPCError(.internal, "internal error")
         }
     }
+
+    /// The status a handler's thrown error is answered with. A `not-started` mark (from a
+    /// downstream call the handler made) is dropped: this call did start, and what its handler
+    /// did before passing the refusal on may have taken effect, so its caller must not send it
+    /// again as if nothing had run.
+    public static func handlerStatus(for error: any Error) -> RPCError {
+        var status = status(for: error)
+        status.details[MetadataKey.notStarted] = nil
+        return status
+    }
 }

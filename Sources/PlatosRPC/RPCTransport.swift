@@ -97,10 +97,11 @@ public struct RPCClient: Sendable {
     }
 }
 
-/// Lets an `unfolding` closure own an iterator. Only ever advanced by the single consumer of the
-/// stream it feeds, one `next()` at a time, which is why the unchecked Sendable is safe.
-final class IteratorBox: @unchecked Sendable {
+/// Lets an `unfolding` closure own an iterator (for a transport that passes a stream on with its
+/// messages or errors changed). Only ever advanced by the single consumer of the stream it
+/// feeds, one `next()` at a time, which is why the unchecked Sendable is safe.
+public final class IteratorBox: @unchecked Sendable {
     private var iterator: AsyncThrowingStream<[UInt8], any Error>.AsyncIterator
-    init(_ iterator: AsyncThrowingStream<[UInt8], any Error>.AsyncIterator) { self.iterator = iterator }
-    func next() async throws -> [UInt8]? { try await iterator.next() }
+    public init(_ iterator: AsyncThrowingStream<[UInt8], any Error>.AsyncIterator) { self.iterator = iterator }
+    public func next() async throws -> [UInt8]? { try await iterator.next() }
 }

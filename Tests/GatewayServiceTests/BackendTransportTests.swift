@@ -42,7 +42,7 @@ import Testing
             _ = try await client.call(V1.MemoryService.get, V1.GetMemoryRequest(memoryId: "m"))
         } throws: { error in
             guard let error = error as? RPCError else { return false }
-            return error.code == .internal && error.message.contains("platos-memory refused the gateway's principal stamp")
+            return error.code == .internal && error.message.contains("platos-memory, or a service it called, refused a principal stamp")
                 && error.message.contains("invalid principal signature")
         }
         await #expect {

@@ -12,13 +12,15 @@ struct LiveCallsTests {
     /// Starts a call whose body waits until cancelled (by default throwing when it is), and
     /// returns how the call ended.
     static func start(
-        _ calls: LiveCalls, agent: String, token: String, tokenExpiresAtUnixMs: Int64 = 0,
+        _ calls: LiveCalls, agent: String, token: String, cluster: String = "", tokenExpiresAtUnixMs: Int64 = 0,
+        waitUntilRegistered: Bool = true,
         body: @escaping @Sendable () async throws -> Void = { try await Task.sleep(for: .seconds(60)) }
     ) async -> Task<RPCError.Code?, Never> {
         let before = calls.count
         let task = Task { () -> RPCError.Code? in
             do {
-                try await calls.run(agentId: agent, tokenId: token, tokenExpiresAtUnixMs: tokenExpiresAtUnixMs, body)
+                try await calls.run(
+                    agentId: agent, tokenId: token, clusterId: cluster, tokenExpiresAtUnixMs: tokenExpiresAtUnixMs, body)
                 return nil
             } catch let error as RPCError {
                 return error.code
@@ -26,8 +28,10 @@ struct LiveCallsTests {
                 return .cancelled
             }
         }
+        guard waitUntilRegistered else { return task }
         let deadline = ContinuousClock.now + .seconds(10)
         while calls.count == before, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(1)) }
+        #expect(calls.count > before, "the call never registered")
         return task
     }
 
@@ -56,7 +60,9 @@ struct LiveCallsTests {
         let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
         let expiring = await Self.start(calls, agent: "agt_a", token: "tok_a", tokenExpiresAtUnixMs: nowMs + 300)
         let lasting = await Self.start(calls, agent: "agt_a", token: "tok_b")
-        let expiredAlready = await Self.start(calls, agent: "agt_b", token: "tok_c", tokenExpiresAtUnixMs: nowMs - 1)
+        // Registered and ended at once: there is no moment to wait for.
+        let expiredAlready = await Self.start(
+            calls, agent: "agt_b", token: "tok_c", tokenExpiresAtUnixMs: nowMs - 1, waitUntilRegistered: false)
         #expect(await expiredAlready.value == .unauthenticated)
         #expect(await expiring.value == .unauthenticated)
         #expect(calls.count == 1)
@@ -149,20 +155,7 @@ struct LiveCallsTests {
             logger: Logger(label: "test"))
         let calls = gateway.liveCalls
         func start(_ agent: String, token: String, cluster: String = "") async -> Task<RPCError.Code?, Never> {
-            let before = calls.count
-            let task = Task { () -> RPCError.Code? in
-                do {
-                    try await calls.run(agentId: agent, tokenId: token, clusterId: cluster) { try await Task.sleep(for: .seconds(60)) }
-                    return nil
-                } catch let error as RPCError {
-                    return error.code
-                } catch {
-                    return .cancelled
-                }
-            }
-            let deadline = ContinuousClock.now + .seconds(10)
-            while calls.count == before, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(1)) }
-            return task
+            await Self.start(calls, agent: agent, token: token, cluster: cluster)
         }
         let moved = await start("agt_moved", token: "tok_1")
         let inDeleted = await start("agt_member", token: "tok_2", cluster: "cls_gone")
@@ -172,22 +165,27 @@ struct LiveCallsTests {
 
         gateway.endLiveCalls(
             touchedBy: V1.ClustersService.moveMember.descriptor,
-            request: try V1.MoveMemberRequest(agentId: "agt_moved", toClusterId: "cls_x").serializedBytes())
+            request: try V1.MoveMemberRequest(agentId: "agt_moved", toClusterId: "cls_x").serializedBytes(), response: [])
         #expect(await moved.value == .unavailable)
         gateway.endLiveCalls(
             touchedBy: V1.ClustersService.delete.descriptor,
-            request: try V1.DeleteClusterRequest(clusterId: "cls_gone").serializedBytes())
+            request: try V1.DeleteClusterRequest(clusterId: "cls_gone").serializedBytes(), response: [])
         #expect(await inDeleted.value == .unavailable)
         gateway.endLiveCalls(
-            touchedBy: V1.TokensService.revoke.descriptor, request: try V1.RevokeTokenRequest(tokenId: "tok_revoked").serializedBytes())
+            touchedBy: V1.TokensService.revoke.descriptor, request: try V1.RevokeTokenRequest(tokenId: "tok_revoked").serializedBytes(),
+            response: [])
         #expect(await revoked.value == .unavailable)
+        // A create is read from its answer: a retried create answers the first cluster, whatever
+        // members the retry names (here someone else's agent, which must be left alone).
         gateway.endLiveCalls(
             touchedBy: V1.ClustersService.create.descriptor,
-            request: try V1.CreateClusterRequest(name: "N", slug: "n", agentIds: ["agt_joins", "agt_new"]).serializedBytes())
+            request: try V1.CreateClusterRequest(name: "N", slug: "n", agentIds: ["agt_stays"]).serializedBytes(),
+            response: try V1.Cluster(id: "cls_n", agentIds: ["agt_joins", "agt_new"]).serializedBytes())
         #expect(await joined.value == .unavailable)
         // A change that touches nobody's identity ends nothing.
         gateway.endLiveCalls(
-            touchedBy: V1.TokensService.issue.descriptor, request: try V1.IssueTokenRequest(agentId: "agt_stays").serializedBytes())
+            touchedBy: V1.TokensService.issue.descriptor, request: try V1.IssueTokenRequest(agentId: "agt_stays").serializedBytes(),
+            response: [])
         #expect(calls.count == 1)
         untouched.cancel()
         #expect(await untouched.value == .cancelled)

@@ -51,13 +51,14 @@ import Testing
         let (client, pool) = client(port) {
             $0.keepaliveInterval = .milliseconds(100)
             // Generous, so that a PONG delayed by a loaded CI machine does not read as a dead peer.
-            $0.keepaliveTimeout = .seconds(1)
+            $0.keepaliveTimeout = .seconds(2)
         }
         _ = try await client.call(V1.MemoryService.get, V1.GetMemoryRequest(memoryId: "first"))
         let connection = try await pool.connection()
-        // Idle for well over one interval plus one timeout: had the PINGs gone unanswered, the
-        // connection would have been dropped by now. This sleep creates the condition under test.
-        try await Task.sleep(for: .milliseconds(2_500))
+        // Idle for well over one interval plus one timeout (2.1 s): had the PINGs gone
+        // unanswered, the connection would have been dropped by now. This sleep creates the
+        // condition under test.
+        try await Task.sleep(for: .milliseconds(3_500))
         #expect(connection.isUsable)
         #expect(try await pool.connection() === connection)
         #expect(try await client.call(V1.MemoryService.get, V1.GetMemoryRequest(memoryId: "later")).id == "later")

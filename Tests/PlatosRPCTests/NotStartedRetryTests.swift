@@ -92,4 +92,23 @@ import Testing
         #expect(requests.withLockedValue { $0 } == RPCClientConfiguration().maxRetries + 1)
         try await server.close()
     }
+
+    /// A handler that passes on a downstream call's not-started refusal did start (and may have
+    /// written something first): its caller gets a plain UNAVAILABLE, and a write is not sent twice.
+    @Test func aHandlerPassingOnANotStartedRefusalIsNotRetried() async throws {
+        let runs = NIOLockedValueBox(0)
+        var router = RPCRouter()
+        router.register(V1.MemoryService.write) { _, _ -> V1.WriteMemoryResponse in
+            runs.withLockedValue { $0 += 1 }
+            throw RPCError.notStarted("a backend behind this one was draining")
+        }
+        let (server, port) = try await startServer(router)
+        await #expect {
+            _ = try await Self.write(port: port)
+        } throws: { error in
+            (error as? RPCError)?.code == .unavailable && (error as? RPCError)?.wasNotStarted == false
+        }
+        #expect(runs.withLockedValue { $0 } == 1)
+        await server.shutdownGracefully()
+    }
 }

@@ -2,7 +2,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import PlatosProto
-import PlatosRPC
+@testable import PlatosRPC
 import PlatosTestSupport
 import Testing
 
@@ -204,10 +204,12 @@ import Testing
         }
         let call = Task { try await client.call(V1.MemoryService.get, V1.GetMemoryRequest(memoryId: "x"), timeout: .seconds(120)) }
         let deadline = ContinuousClock.now + .seconds(20)
-        while accepted.withLockedValue({ $0 }) == 0, ContinuousClock.now < deadline {
+        while pool.callsWaitingToRetry == 0, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(5))
         }
+        // The first attempt failed and the call is sleeping out its backoff: cancelled there.
         #expect(accepted.withLockedValue { $0 } == 1)
+        #expect(pool.callsWaitingToRetry == 1)
         call.cancel()
         do {
             _ = try await call.value

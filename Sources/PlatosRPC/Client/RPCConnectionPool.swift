@@ -32,6 +32,9 @@ public final class RPCConnectionPool: RPCTransport {
     private let loops: [any EventLoop]
     private let slots: NIOLockedValueBox<[Slot]>
     private let nextSlot = Atomic<Int>(0)
+    /// Calls sleeping out a backoff before a retry (for tests that act in that window).
+    private let waitingToRetry = Atomic<Int>(0)
+    var callsWaitingToRetry: Int { waitingToRetry.load(ordering: .relaxed) }
 
     public init(
         host: String, port: Int, configuration: RPCClientConfiguration = .init(),
@@ -186,6 +189,8 @@ public final class RPCConnectionPool: RPCTransport {
                 if let deadline, ContinuousClock.now + pause >= deadline { throw error }
                 attempt += 1
                 let unavailable = error
+                waitingToRetry.add(1, ordering: .relaxed)
+                defer { waitingToRetry.subtract(1, ordering: .relaxed) }
                 do {
                     try await Task.sleep(for: pause)
                 } catch {

@@ -28,7 +28,7 @@ public struct InProcessTransport: RPCTransport {
                 try await ServerContext.$current.withValue(context) { try await body(payload, context) }
             }
         } catch {
-            throw RPCRouter.status(for: error)
+            throw RPCRouter.handlerStatus(for: error)
         }
     }
 
@@ -54,7 +54,7 @@ public struct InProcessTransport: RPCTransport {
                 }
                 inbox.finish()
             } catch {
-                inbox.finish(throwing: RPCRouter.status(for: error))
+                inbox.finish(throwing: RPCRouter.handlerStatus(for: error))
             }
         }
         inbox.onTermination { _ in task.cancel() }

@@ -448,7 +448,7 @@ struct ServerCallJob: Sendable {
                     return (error.code, error)
                 }
             } catch {
-                let status = RPCRouter.status(for: error)
+                let status = RPCRouter.handlerStatus(for: error)
                 outbox.enqueue(.init(callId: callId, bytes: FrameBytes.status(.response, callId: callId, status), ends: true))
                 return (status.code, error)
             }
@@ -467,7 +467,7 @@ struct ServerCallJob: Sendable {
                 }
                 status = RPCError(.ok, "")
             } catch {
-                status = RPCRouter.status(for: error)
+                status = RPCRouter.handlerStatus(for: error)
                 failure = error
             }
             outbox.enqueue(.init(callId: callId, bytes: FrameBytes.status(.streamEnd, callId: callId, status), ends: true))

@@ -28,7 +28,7 @@ struct BackendTransport: RPCTransport {
         method: RPCMethodDescriptor, payload: [UInt8], metadata: Metadata, deadline: ContinuousClock.Instant?
     ) -> AsyncThrowingStream<[UInt8], any Error> {
         let stream = pool.serverStreaming(method: method, payload: payload, metadata: metadata, deadline: deadline)
-        let iterator = StreamIteratorBox(stream.makeAsyncIterator())
+        let iterator = IteratorBox(stream.makeAsyncIterator())
         return AsyncThrowingStream { [self] in
             do {
                 return try await iterator.next()
@@ -44,16 +44,7 @@ struct BackendTransport: RPCTransport {
             metadata: ["backend": "\(name)", "method": "\(method.name)", "error": "\(error.message)"])
         return RPCError(
             .internal,
-            "\(name) refused the gateway's principal stamp (\(error.message)); the services' internal secrets or clocks "
-                + "disagree, which whoever runs this deployment must fix")
+            "\(name), or a service it called, refused a principal stamp (\(error.message)); the services' internal "
+                + "secrets or clocks disagree, which whoever runs this deployment must fix")
     }
-}
-
-/// Lets the single consumer of a stream advance its iterator from the unfolding closure.
-private final class StreamIteratorBox: @unchecked Sendable {
-    private var iterator: AsyncThrowingStream<[UInt8], any Error>.AsyncIterator
-
-    init(_ iterator: AsyncThrowingStream<[UInt8], any Error>.AsyncIterator) { self.iterator = iterator }
-
-    func next() async throws -> [UInt8]? { try await iterator.next() }
 }

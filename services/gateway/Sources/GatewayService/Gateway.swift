@@ -150,7 +150,7 @@ public final class Gateway: Sendable {
                     method: method, payload: payload, metadata: metadata, deadline: deadline(context))
                 if changesIdentities {
                     cache.invalidate(scope: principal.scope)
-                    endLiveCalls(touchedBy: method, request: payload)
+                    endLiveCalls(touchedBy: method, request: payload, response: response)
                 }
                 return response
             }
@@ -173,32 +173,28 @@ public final class Gateway: Sendable {
     /// Ends the live calls an admin change made through this gateway touches, before the change's
     /// answer goes back: from then on the admin may rely on it, and a stream admitted under the
     /// old membership must not deliver one more message while `registry.watch` is on its way with
-    /// the same news. (The request is read only after the registry accepted it, so its ids are
-    /// the caller's own.)
-    func endLiveCalls(touchedBy method: RPCMethodDescriptor, request payload: [UInt8]) {
-        switch method.name {
-        case V1.ClustersService.create.descriptor.name:
-            if let request = try? V1.CreateClusterRequest(serializedBytes: payload) {
-                for agentId in request.agentIds { liveCalls.end(agentId: agentId) }
-            }
-        case V1.ClustersService.moveMember.descriptor.name:
-            if let request = try? V1.MoveMemberRequest(serializedBytes: payload) { liveCalls.end(agentId: request.agentId) }
-        case V1.ClustersService.addMember.descriptor.name:
-            if let request = try? V1.AddMemberRequest(serializedBytes: payload) { liveCalls.end(agentId: request.agentId) }
-        case V1.ClustersService.removeMember.descriptor.name:
-            if let request = try? V1.RemoveMemberRequest(serializedBytes: payload) { liveCalls.end(agentId: request.agentId) }
-        case V1.AgentsService.delete.descriptor.name:
-            if let request = try? V1.DeleteAgentRequest(serializedBytes: payload) { liveCalls.end(agentId: request.agentId) }
-        case V1.ClustersService.delete.descriptor.name:
-            if let request = try? V1.DeleteClusterRequest(serializedBytes: payload) {
-                liveCalls.end(clusterId: request.clusterId)
-            }
-        case V1.TokensService.revoke.descriptor.name:
-            if let request = try? V1.RevokeTokenRequest(serializedBytes: payload) { liveCalls.end(tokenId: request.tokenId) }
-        default:
-            break
+    /// the same news. The ids come from what the registry accepted: the request of a call that
+    /// succeeded (the registry checked them against the caller's scope), and for clusters.create
+    /// the answer, since a retried create answers the first cluster whatever the retry names.
+    func endLiveCalls(touchedBy method: RPCMethodDescriptor, request: [UInt8], response: [UInt8]) {
+        if method.name == V1.ClustersService.create.descriptor.name {
+            for agentId in (try? V1.Cluster(serializedBytes: response))?.agentIds ?? [] { liveCalls.end(agentId: agentId) }
+        } else if let agentOf = Self.agentChangedBy[method.name], let agentId = agentOf(request) {
+            liveCalls.end(agentId: agentId)
+        } else if method.name == V1.ClustersService.delete.descriptor.name {
+            if let request = try? V1.DeleteClusterRequest(serializedBytes: request) { liveCalls.end(clusterId: request.clusterId) }
+        } else if method.name == V1.TokensService.revoke.descriptor.name {
+            if let request = try? V1.RevokeTokenRequest(serializedBytes: request) { liveCalls.end(tokenId: request.tokenId) }
         }
     }
+
+    /// The agent whose membership (or existence) an admin method changes, read from its request.
+    static let agentChangedBy: [String: @Sendable ([UInt8]) -> String?] = [
+        V1.ClustersService.moveMember.descriptor.name: { try? V1.MoveMemberRequest(serializedBytes: $0).agentId },
+        V1.ClustersService.addMember.descriptor.name: { try? V1.AddMemberRequest(serializedBytes: $0).agentId },
+        V1.ClustersService.removeMember.descriptor.name: { try? V1.RemoveMemberRequest(serializedBytes: $0).agentId },
+        V1.AgentsService.delete.descriptor.name: { try? V1.DeleteAgentRequest(serializedBytes: $0).agentId },
+    ]
 
     /// `tasks.spawn`: the target must be another member of the caller's own cluster. Checked here,
     /// at the auth layer, before the threads service sees the call.

@@ -321,11 +321,13 @@ extension SQLiteThreadsStore {
                 // Finished ones too, while their last event is still in the log: the watch has
                 // no cursor of its own, and a spawner that reconnects after its task ended would
                 // otherwise never learn the result (the snapshot's cursor is already past it).
-                // The newest only, at most `snapshotLimit` of them and as many as fit in the
-                // answer budget: a snapshot is held whole while it is sent, and a task carries
-                // up to 160 KiB (prompt, result, error, metadata), so a thousand of them could
-                // be 160 MiB per watch. Read newest first from the cursor, so rows past the cut
-                // are never decoded.
+                // At most `snapshotLimit` of them and as many as fit in the answer budget: a
+                // snapshot is held whole while it is sent, and a task carries up to 160 KiB
+                // (prompt, result, error, metadata), so a thousand of them could be 160 MiB per
+                // watch. Queued and running tasks come first, then finished ones, each newest
+                // first: what a cut leaves out is finished history before any task still under
+                // way (whose next change the watcher will see anyway). Read in that order from
+                // the cursor, so rows past the cut are never decoded.
                 arguments += [Self.snapshotLimit]
                 let rows = try Row.fetchCursor(
                     db.cachedStatement(
@@ -334,7 +336,9 @@ extension SQLiteThreadsStore {
                             WHERE k.thread_id = ? AND \(ThreadAccess.taskVisible("k"))
                                 AND (k.state IN (\(V1.TaskState.queued.protoValue), \(V1.TaskState.running.protoValue))
                                     OR k.updated_at >= ?)
-                            ORDER BY k.created_at DESC, k.rowid DESC LIMIT ?
+                            ORDER BY k.state IN (\(V1.TaskState.queued.protoValue), \(V1.TaskState.running.protoValue)) DESC,
+                                k.created_at DESC, k.rowid DESC
+                            LIMIT ?
                             """), arguments: arguments)
                 let (tasks, _) = try ResponseBudget.page(limit: Self.snapshotLimit, size: V1.Task.answerSize) {
                     try rows.next().map(V1.Task.init(row:))

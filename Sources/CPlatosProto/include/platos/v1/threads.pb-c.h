@@ -535,7 +535,8 @@ struct  Platos__V1__ListTasksResponse
 
 /*
  * First the current state of the task, or of the thread's tasks that are queued, running or
- * finished within the hour (the newest 1,000), then every state change as it happens.
+ * finished within the hour (at most 1,000 and 2 MiB of them: queued and running ones first, then
+ * the newest finished), then every state change as it happens.
  */
 struct  Platos__V1__WatchTasksRequest
 {
