@@ -3,6 +3,7 @@ import GRDB
 import NIOConcurrencyHelpers
 import PlatosProto
 import PlatosRPC
+import PlatosTestSupport
 import Testing
 
 /// The real `platos-memory` executable over TCP.
@@ -122,16 +123,8 @@ import Testing
                 }
             }
         }
-        // Kill while writes are in flight: once 2,000 were acknowledged, or after a few seconds
-        // once at least 200 were (a busy machine is slower; that is not what this tests). The
-        // minute's deadline only stops a broken service from hanging the test.
-        let started = ContinuousClock.now
-        while true {
-            let count = acknowledged.withLockedValue { $0.count }
-            let elapsed = ContinuousClock.now - started
-            if count >= 2000 || (count >= 200 && elapsed > .seconds(5)) || elapsed > .seconds(60) { break }
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        // Kill while writes are in flight, once enough were acknowledged.
+        try await waitForProgress({ acknowledged.withLockedValue { $0.count } }, enough: 2000, minimum: 200)
         await first.kill()
         stop.withLockedValue { $0 = true }
         await writers.value

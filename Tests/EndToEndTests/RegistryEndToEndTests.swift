@@ -4,6 +4,7 @@ import NIOConcurrencyHelpers
 import PlatosAuth
 import PlatosProto
 import PlatosRPC
+import PlatosTestSupport
 import Testing
 
 /// The real `platos-registry` executable, over TCP.
@@ -77,15 +78,8 @@ import Testing
                 }
             }
         }
-        // Once 1,000 pairs were acknowledged, or after a few seconds once 100 were; the minute's
-        // deadline only stops a broken service from hanging the test.
-        let started = ContinuousClock.now
-        while true {
-            let count = acknowledged.withLockedValue { $0.count }
-            let elapsed = ContinuousClock.now - started
-            if count >= 1000 || (count >= 100 && elapsed > .seconds(5)) || elapsed > .seconds(60) { break }
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        // Kill while writes are in flight, once enough were acknowledged.
+        try await waitForProgress({ acknowledged.withLockedValue { $0.count } }, enough: 1000, minimum: 100)
         await first.kill()
         stop.withLockedValue { $0 = true }
         await writers.value
