@@ -104,31 +104,14 @@ import Testing
         let principal = Self.principal(agent: "chat", cluster: "wally", user: "alice")
         let client = signer.client(port: first.port, principal: principal)
 
-        let acknowledged = NIOLockedValueBox<[String]>([])
-        let stop = NIOLockedValueBox(false)
-        let writers = Task {
-            await withTaskGroup(of: Void.self) { group in
-                for writer in 0..<64 {
-                    group.addTask {
-                        var n = 0
-                        while !stop.withLockedValue({ $0 }) {
-                            n += 1
-                            let request = V1.WriteMemoryRequest(content: "writer \(writer) note \(n) about durability")
-                            guard let response = try? await client.call(V1.MemoryService.write, request),
-                                let id = response.item?.id
-                            else { continue }
-                            acknowledged.withLockedValue { $0.append(id) }
-                        }
-                    }
-                }
-            }
+        let ids = try await writeConcurrently(writers: 64) { writer, n in
+            let request = V1.WriteMemoryRequest(content: "writer \(writer) note \(n) about durability")
+            return try? await client.call(V1.MemoryService.write, request).item?.id
+        } interrupt: { acknowledged in
+            // Kill while writes are in flight, once enough were acknowledged.
+            try await waitForProgress(acknowledged, enough: 2000, minimum: 200)
+            await first.kill()
         }
-        // Kill while writes are in flight, once enough were acknowledged.
-        try await waitForProgress({ acknowledged.withLockedValue { $0.count } }, enough: 2000, minimum: 200)
-        await first.kill()
-        stop.withLockedValue { $0 = true }
-        await writers.value
-        let ids = acknowledged.withLockedValue { $0 }
         // Enough writes that the check below means something.
         #expect(ids.count >= 200)
 

@@ -1,6 +1,5 @@
 import Foundation
 import GRDB
-import NIOConcurrencyHelpers
 import PlatosAuth
 import PlatosProto
 import PlatosRPC
@@ -57,33 +56,18 @@ import Testing
         let signer = try TestSigner(dataDir: dataDir)
         let admin = signer.client(port: first.port, principal: V1.Principal(scope: Self.scope, role: .admin))
 
-        let acknowledged = NIOLockedValueBox<[(agent: String, secret: String)]>([])
-        let stop = NIOLockedValueBox(false)
-        let writers = Task {
-            await withTaskGroup(of: Void.self) { group in
-                for writer in 0..<64 {
-                    group.addTask {
-                        var n = 0
-                        while !stop.withLockedValue({ $0 }) {
-                            n += 1
-                            guard
-                                let agent = try? await admin.call(
-                                    V1.AgentsService.create, V1.CreateAgentRequest(slug: "w\(writer)-n\(n)", name: "W")),
-                                let token = try? await admin.call(
-                                    V1.TokensService.issue, V1.IssueTokenRequest(role: .agent, agentId: agent.id))
-                            else { continue }
-                            acknowledged.withLockedValue { $0.append((agent.id, token.secret)) }
-                        }
-                    }
-                }
-            }
+        let pairs = try await writeConcurrently(writers: 64) { writer, n -> (agent: String, secret: String)? in
+            guard
+                let agent = try? await admin.call(
+                    V1.AgentsService.create, V1.CreateAgentRequest(slug: "w\(writer)-n\(n)", name: "W")),
+                let token = try? await admin.call(V1.TokensService.issue, V1.IssueTokenRequest(role: .agent, agentId: agent.id))
+            else { return nil }
+            return (agent.id, token.secret)
+        } interrupt: { acknowledged in
+            // Kill while writes are in flight, once enough were acknowledged.
+            try await waitForProgress(acknowledged, enough: 1000, minimum: 100)
+            await first.kill()
         }
-        // Kill while writes are in flight, once enough were acknowledged.
-        try await waitForProgress({ acknowledged.withLockedValue { $0.count } }, enough: 1000, minimum: 100)
-        await first.kill()
-        stop.withLockedValue { $0 = true }
-        await writers.value
-        let pairs = acknowledged.withLockedValue { $0 }
         #expect(pairs.count >= 100)
 
         let second = try await ServiceProcess("registry", dataDir: dataDir)
