@@ -1,6 +1,5 @@
 import Foundation
 import GRDB
-import NIOConcurrencyHelpers
 import PlatosProto
 import PlatosRPC
 import PlatosTestSupport
