@@ -436,7 +436,7 @@ extension SQLiteThreadsStore {
                     task.leaseId == entry.task.leaseId, task.leaseExpiresAtUnixMs <= now
                 else { continue }
                 if stranded.contains(task.id) {
-                    task.strandLapsed(now: now)
+                    task.strand(now: now)
                 } else {
                     task.lapse(maxAttempts: maxAttempts, now: now)
                 }

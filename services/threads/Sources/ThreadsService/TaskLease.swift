@@ -43,21 +43,14 @@ extension V1.Task {
         }
     }
 
-    /// Its target agent left the task's cluster before claiming it: no one can claim it now.
+    /// Its target agent left the task's cluster, either before claiming it (the task is queued)
+    /// or while it held a lease that then ran out: requeued, no one could claim it (claims look
+    /// only in their agent's current cluster), so it ends `EXPIRED`.
     mutating func strand(now: Int64) {
-        state = .expired
-        error = "its target agent left the cluster before claiming it"
-        updatedAtUnixMs = now
-    }
-
-    /// Its target agent left the task's cluster while it held the lease, and the lease ran out:
-    /// requeued, no one could claim it (claims look only in their agent's current cluster), so it
-    /// ends here, as a stranded queued task does.
-    mutating func strandLapsed(now: Int64) {
+        error = "its target agent left the cluster before \(leaseId.isEmpty ? "claiming" : "finishing") it"
         leaseId = ""
         leaseExpiresAtUnixMs = 0
         state = .expired
-        error = "its target agent left the cluster before finishing it"
         updatedAtUnixMs = now
     }
 
