@@ -3,6 +3,7 @@ import GRDB
 import NIOConcurrencyHelpers
 import PlatosProto
 import PlatosRPC
+import PlatosTestSupport
 import Testing
 
 /// The real `platos-threads` executable over TCP. The registry is not started: thread and
@@ -27,26 +28,6 @@ struct ThreadsEndToEndTests {
 
     static func start(_ dataDir: String) async throws -> ServiceProcess {
         try await ServiceProcess("threads", dataDir: dataDir, extraArguments: ["--registry", "127.0.0.1:1"])
-    }
-
-    /// `workers` loops, each running `round(worker, round number)` again and again until it is
-    /// cancelled or a round throws (the process under it was killed).
-    static func loop(
-        _ workers: Int, _ round: @escaping @Sendable (_ worker: Int, _ round: Int) async throws -> Void
-    ) -> Task<Void, Never> {
-        Task {
-            await withTaskGroup(of: Void.self) { group in
-                for worker in 0..<workers {
-                    group.addTask {
-                        var i = 0
-                        while !Task.isCancelled {
-                            i += 1
-                            do { try await round(worker, i) } catch { return }
-                        }
-                    }
-                }
-            }
-        }
     }
 
     /// Lets `loads` run until `enough` holds (or 3 s passed; the suite's time limit bounds the
@@ -151,7 +132,7 @@ struct ThreadsEndToEndTests {
             try await client.call(V1.ThreadsService.create, V1.CreateThreadRequest(title: "kill \(i)")).id
         }
         let acknowledged = NIOLockedValueBox<[String: Set<UInt64>]>([:])
-        let posters = Self.loop(32) { p, i in
+        let posters = concurrentLoops(32) { p, i in
             let threadId = threads[p % threads.count]
             let message = try await client.call(
                 V1.MessagesService.post, V1.PostMessageRequest(threadId: threadId, content: "p\(p) \(i)"),
@@ -205,14 +186,14 @@ extension ThreadsEndToEndTests {
 
         let spawned = NIOLockedValueBox<Set<String>>([])
         let completed = NIOLockedValueBox<[String: String]>([:])  // task id → result message id
-        let spawners = Self.loop(16) { s, i in
+        let spawners = concurrentLoops(16) { s, i in
             let task = try await chat.call(
                 V1.TasksService.spawn,
                 V1.SpawnTaskRequest(targetAgent: bgoAgent.id, prompt: "job \(s)-\(i)", threadId: thread),
                 timeout: .seconds(5))
             spawned.withLockedValue { _ = $0.insert(task.id) }
         }
-        let workers = Self.loop(8) { _, _ in
+        let workers = concurrentLoops(8) { _, _ in
             let claim = try await bgo.call(V1.TasksService.claim, V1.ClaimTaskRequest(waitMs: 200), timeout: .seconds(5))
             guard let task = claim.task else { return }
             let done = try await bgo.call(
