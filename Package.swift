@@ -118,6 +118,8 @@ let package = Package(
             dependencies: [
                 "PlatosRPC",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                // The C API, for the progress handler that bounds a read on the caller's thread.
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],

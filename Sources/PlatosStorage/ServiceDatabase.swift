@@ -1,6 +1,7 @@
 import CoreMetrics
 import Foundation
 import GRDB
+import NIOConcurrencyHelpers
 
 /// How durable a commit is. WAL with NORMAL survives a process crash (SIGKILL) with every
 /// acknowledged write; FULL also survives power loss, at the cost of an fsync per commit.
@@ -14,6 +15,9 @@ public enum SynchronousMode: String, Sendable, CaseIterable {
 public final class ServiceDatabase: Sendable {
     public let pool: DatabasePool
     public let writer: GroupCommitWriter
+    /// Reads that ran out of their inline budget and were done again off the caller's thread.
+    private let inlineReadsMoved: Counter
+    private let inlineReadsMovedCount = NIOLockedValueBox(0)
 
     /// How much of the file readers map (SQLite's own limit applies if smaller).
     static let mmapSize = 1 << 30
@@ -63,11 +67,40 @@ public final class ServiceDatabase: Sendable {
     private init(pool: DatabasePool, label: String, checkpointer: BackgroundCheckpointer) {
         self.pool = pool
         self.writer = GroupCommitWriter(pool: pool, label: label, afterCommit: checkpointer.committed)
+        self.inlineReadsMoved = Counter(label: "db_reads_moved_off_thread_total", dimensions: [("database", label)])
     }
 
-    /// A read on a pooled connection, off the caller's thread.
+    /// A read of one snapshot (a transaction around `body`). It runs on the caller's thread
+    /// while it is short, and on a pooled reader's thread if it is not (``InlineRead``).
     public func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        try await pool.read(body)
+        if let value = try readInline(transaction: true, body) { return value }
+        countMovedRead()
+        return try await pool.read(body)
+    }
+
+    /// A read that is one statement, so SQLite's implicit read transaction already gives it one
+    /// snapshot and an explicit BEGIN and COMMIT would only cost two more statements. Runs as
+    /// ``read(_:)`` does.
+    public func readStatement<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        if let value = try readInline(transaction: false, body) { return value }
+        countMovedRead()
+        return try await pool.unsafeRead(body)
+    }
+
+    /// `body` on the caller's thread within ``InlineRead/budgetNanoseconds``, or nil. A
+    /// synchronous function, so that the pool's blocking overloads are the ones it calls.
+    private func readInline<T>(transaction: Bool, _ body: (Database) throws -> T) throws -> T? {
+        transaction
+            ? try pool.read { db in try InlineRead.attempt(db, body) }
+            : try pool.unsafeRead { db in try InlineRead.attempt(db, body) }
+    }
+
+    /// How many reads have run out of their inline budget so far.
+    public var readsMovedOffThread: Int { inlineReadsMovedCount.withLockedValue { $0 } }
+
+    private func countMovedRead() {
+        inlineReadsMoved.increment()
+        inlineReadsMovedCount.withLockedValue { $0 += 1 }
     }
 
     /// A write, batched with concurrent writes into one transaction; returns after the commit.

@@ -51,9 +51,7 @@ extension SQLiteMemoryStore {
         sql += " ORDER BY score DESC, m.rowid DESC LIMIT ?"
         arguments += [query.limit]
         let (statementSQL, statementArguments) = (sql, arguments)
-        // One statement, so SQLite's implicit read transaction already gives it one snapshot:
-        // the explicit BEGIN/COMMIT pair of a pooled `read` would only add two statements.
-        return try await database.pool.unsafeRead { db in
+        return try await database.readStatement { db in
             let rows = try Row.fetchCursor(db.cachedStatement(sql: statementSQL), arguments: statementArguments)
             // The best `limit` memories (the statement's LIMIT), as many as fit in one answer.
             let (recalled, _) = try ResponseBudget.page(limit: .max, size: { ResponseBudget.size(of: $0.item) }) {
