@@ -29,27 +29,34 @@ extension SQLiteMemoryStore {
         let (match, hasWords) = FTSQueryEscaper.matchExpression(
             query: query.text, scopes: access.recallScopes(userId: access.userId))
         let filter = ScopeFilter(alias: "m", access: access)
-        // CROSS JOIN keeps the full-text index as the outer loop: the MATCH (scoped by its terms)
-        // picks the rows and `memories` is only probed by rowid, never scanned.
-        var sql = """
-            SELECT \(MemoryRow.columns), \(RecallRanking.scoreSQL(hasWords: hasWords)) AS score
+        // Two steps. The inner query ranks: CROSS JOIN keeps the full-text index as the outer
+        // loop (the MATCH, scoped by its terms, picks the rows and `memories` is only probed by
+        // rowid, never scanned), and it carries only rowid and score, so the sort keeps no text.
+        // The outer query then reads the whole row, content included (up to 64 KiB), for the
+        // `limit` winners alone, instead of every matched row's going through the sort.
+        var ranked = """
+            SELECT m.rowid AS rowid, \(RecallRanking.scoreSQL(hasWords: hasWords)) AS score
             FROM memory_fts CROSS JOIN memories m ON m.rowid = memory_fts.rowid
             WHERE memory_fts MATCH ? AND \(filter.sql) AND (m.expires_at_ms = 0 OR m.expires_at_ms > ?)
             """
         var arguments: StatementArguments = [query.nowMs, match]
         arguments += filter.arguments
         arguments += [query.nowMs]
-        MemoryFilterSQL.appendTagsAndAuthor(tags: query.tags, authorAgentId: query.authorAgentId, to: &sql, &arguments)
+        MemoryFilterSQL.appendTagsAndAuthor(tags: query.tags, authorAgentId: query.authorAgentId, to: &ranked, &arguments)
         if query.sinceUnixMs > 0 {
-            sql += " AND m.created_at_ms >= ?"
+            ranked += " AND m.created_at_ms >= ?"
             arguments += [query.sinceUnixMs]
         }
         if query.untilUnixMs > 0 {
-            sql += " AND m.created_at_ms <= ?"
+            ranked += " AND m.created_at_ms <= ?"
             arguments += [query.untilUnixMs]
         }
-        sql += " ORDER BY score DESC, m.rowid DESC LIMIT ?"
+        ranked += " ORDER BY score DESC, m.rowid DESC LIMIT ?"
         arguments += [query.limit]
+        let sql = """
+            SELECT \(MemoryRow.columns), top.score FROM (\(ranked)) top CROSS JOIN memories m ON m.rowid = top.rowid
+            ORDER BY top.score DESC, m.rowid DESC
+            """
         let (statementSQL, statementArguments) = (sql, arguments)
         return try await database.readStatement { db in
             let rows = try Row.fetchCursor(db.cachedStatement(sql: statementSQL), arguments: statementArguments)
