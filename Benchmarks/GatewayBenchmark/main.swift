@@ -9,8 +9,8 @@
 //      the gateway adds at equal load (a closed loop at saturation only measures the throughput
 //      gap again: p50 ≈ callers / throughput);
 //   2b. the same with a single caller, closed loop → the p50 one hop adds with no queueing;
-//   3. context.load through the gateway vs its calls (memory.recall, messages.list, threads.get)
-//      issued in parallel straight to the backends, both paced at the same rate → context.load's
+//   3. context.load through the gateway vs its two calls (memory.recall, messages.list with the
+//      thread) issued in parallel straight to the backends, both paced at the same rate → context.load's
 //      p99 over the slower of recall and messages.list.
 //
 // Each comparison is `--pairs` rounds of its two sides back to back, the order alternating; the
@@ -369,7 +369,7 @@ func run(_ options: Options) async throws {
     let (directSingle, gatewaySingle) = (series(single.a, "recall"), series(single.b, "recall"))
     let addedSingle = zip(gatewaySingle, directSingle).map { $0.p50 - $1.p50 }
 
-    // 3. context.load through the gateway vs its three calls made straight to the backends in
+    // 3. context.load through the gateway vs its two calls made straight to the backends in
     //    parallel, both paced at a fraction of context.load's closed-loop throughput.
     let contextArguments = runner.gatewayArguments + ["--scenario", "context-load"]
     let contextClosed = try await runner.load("context-load-closed", contextArguments)["context-load"]!
@@ -403,8 +403,8 @@ func run(_ options: Options) async throws {
     say(row("recall gateway, 1 caller", gatewaySingle))
     say(row("context.load gateway, closed loop (1 round)", [contextClosed]))
     say(row("context.load gateway, paced at \(fixed(contextRate, 0))/s", contextLoad))
-    for name in ["memory.recall", "messages.list", "threads.get", "context-legs"] {
-        let what = name == "context-legs" ? "slowest of the three" : name
+    for name in ["memory.recall", "messages.list", "context-legs"] {
+        let what = name == "context-legs" ? "slower of the two" : name
         say(row("\(what) direct, legs in parallel, paced at \(fixed(contextRate, 0))/s", series(legs, name)))
     }
     say("per round: gateway/direct \(list(ratios, 3)); added p50 µs \(list(added, 0)); 1 caller \(list(addedSingle, 0)); "

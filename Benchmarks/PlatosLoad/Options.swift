@@ -15,8 +15,8 @@ let usage = """
                          --method memory.recall --request '{"query":"window seats","limit":10}'
     --scenario recall        memory.recall of two random words (limit 10)
                context-load  context.load on a thread of the caller's (recall 10, messages 20)
-               context-legs  the three calls context.load makes (memory.recall, messages.list,
-                             threads.get), issued in parallel by each caller and timed one by one
+               context-legs  the two calls context.load makes (memory.recall, and messages.list
+                             with the thread), issued in parallel by each caller and timed one by one
     --tokens-file        one caller identity per line: '<token> [user [thread]]'; caller i uses line
                          i mod n (the thread is the one its context scenarios use).
                          Tokens are rate-limited by the gateway (1,000 calls/s each by default): use

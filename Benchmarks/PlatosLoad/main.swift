@@ -160,7 +160,7 @@ func scenarioOperation(_ scenario: Scenario, _ callers: [Caller], threads: [Stri
         )
     case .contextLegs:
         return (
-            ["memory.recall", "messages.list", "threads.get"],
+            ["memory.recall", "messages.list"],
             { caller, rng, legs in
                 let who = callers[caller % callers.count]
                 let (memory, threadsClient) = (try who.client(.memory), try who.client(.threads))
@@ -171,15 +171,12 @@ func scenarioOperation(_ scenario: Scenario, _ callers: [Caller], threads: [Stri
                 }
                 async let list = timed {
                     try await threadsClient.call(
-                        V1.MessagesService.list, V1.ListMessagesRequest(threadId: thread, limit: 20, newest: true))
+                        V1.MessagesService.list,
+                        V1.ListMessagesRequest(threadId: thread, limit: 20, newest: true, includeThread: true))
                 }
-                async let get = timed {
-                    try await threadsClient.call(V1.ThreadsService.get, V1.GetThreadRequest(threadId: thread))
-                }
-                let (a, b, c) = try await (recall, list, get)
+                let (a, b) = try await (recall, list)
                 legs.record(leg: 0, nanos: a)
                 legs.record(leg: 1, nanos: b)
-                legs.record(leg: 2, nanos: c)
             }
         )
     }

@@ -88,6 +88,8 @@ import Testing
         "ForgetUserRequest.user_id": .value(.string(MatrixTenant.user)),
         // The newest-first read of messages.list: the path context.load takes.
         "ListMessagesRequest.newest": .value(.bool(true)),
+        // With the thread in the answer: a foreign thread's header must not come back either.
+        "ListMessagesRequest.include_thread": .value(.bool(true)),
         // Defaults.
         "page": .absent, "metadata": .absent, "idempotency_key": .absent, "avatar_url": .absent,
         "description": .absent, "replace_metadata": .absent, "unclustered_only": .absent,

@@ -133,6 +133,35 @@ struct ThreadAccessTests {
         #expect(byBgo.messages.map(\.content) == ["m9", "m12"])
     }
 
+    /// `include_thread` answers the thread with the page (context.load's one call to threads),
+    /// for an empty page too; without it there is none, and a stranger still gets NOT_FOUND.
+    @Test func aPageCanCarryItsThread() async throws {
+        let h = try H()
+        let thread = try await h.createThread(H.chat)
+        let reader = h.client(H.bgo)
+        let emptyWithThread = try await reader.call(
+            V1.MessagesService.list, V1.ListMessagesRequest(threadId: thread.id, includeThread: true))
+        #expect(emptyWithThread.messages.isEmpty)
+        #expect(emptyWithThread.thread?.id == thread.id)
+        #expect(emptyWithThread.thread?.lastSeq == 0)
+
+        for i in 1...3 { try await h.post(H.chat, thread.id, "m\(i)") }
+        let page = try await reader.call(
+            V1.MessagesService.list, V1.ListMessagesRequest(threadId: thread.id, limit: 2, newest: true, includeThread: true))
+        #expect(page.messages.map(\.seq) == [2, 3])
+        #expect(page.thread?.id == thread.id)
+        #expect(page.thread?.title == thread.title)
+        #expect(page.thread?.lastSeq == 3)
+        let without = try await reader.call(V1.MessagesService.list, V1.ListMessagesRequest(threadId: thread.id))
+        #expect(without.thread == nil)
+
+        let stranger = await rpcError {
+            _ = try await h.client(H.stranger).call(
+                V1.MessagesService.list, V1.ListMessagesRequest(threadId: thread.id, includeThread: true))
+        }
+        #expect(stranger?.code == .notFound)
+    }
+
     @Test func anotherClustersMemberGetsTheAnswerARandomIdGets() async throws {
         let h = try H()
         let thread = try await h.createThread(H.chat)

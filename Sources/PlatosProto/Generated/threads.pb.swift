@@ -569,6 +569,7 @@ extension V1 {
         public var limit: UInt32
         public var authorAgentId: String
         public var newest: Bool
+        public var includeThread: Bool
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.ListMessagesRequest")
 
@@ -578,6 +579,7 @@ extension V1 {
             limit = 0
             authorAgentId = ""
             newest = false
+            includeThread = false
         }
 
         public init(
@@ -585,13 +587,15 @@ extension V1 {
             afterSeq: UInt64 = 0,
             limit: UInt32 = 0,
             authorAgentId: String = "",
-            newest: Bool = false
+            newest: Bool = false,
+            includeThread: Bool = false
         ) {
             self.threadId = threadId
             self.afterSeq = afterSeq
             self.limit = limit
             self.authorAgentId = authorAgentId
             self.newest = newest
+            self.includeThread = includeThread
         }
 
         @inlinable
@@ -601,7 +605,8 @@ extension V1 {
                 afterSeq: try decoder.decode(UInt64.self, field: 1),
                 limit: try decoder.decode(UInt32.self, field: 2),
                 authorAgentId: try decoder.decode(String.self, field: 3),
-                newest: try decoder.decode(Bool.self, field: 4)
+                newest: try decoder.decode(Bool.self, field: 4),
+                includeThread: try decoder.decode(Bool.self, field: 5)
             )
         }
 
@@ -612,6 +617,7 @@ extension V1 {
             try visitor.visit(limit, field: 2)
             try visitor.visit(authorAgentId, field: 3)
             try visitor.visit(newest, field: 4)
+            try visitor.visit(includeThread, field: 5)
         }
     }
 }
@@ -621,27 +627,32 @@ extension V1 {
     public struct ListMessagesResponse: ProtoMessage {
         public var messages: [Message]
         public var hasMore: Bool
+        public var thread: Thread?
 
         public static let protoDescriptor = V1.messageDescriptor("platos.v1.ListMessagesResponse")
 
         public init() {
             messages = []
             hasMore = false
+            thread = nil
         }
 
         public init(
             messages: [Message] = [],
-            hasMore: Bool = false
+            hasMore: Bool = false,
+            thread: Thread? = nil
         ) {
             self.messages = messages
             self.hasMore = hasMore
+            self.thread = thread
         }
 
         @inlinable
         public init<D: ProtoFieldDecoder>(fields decoder: inout D) throws {
             self.init(
                 messages: try decoder.decode([Message].self, field: 0),
-                hasMore: try decoder.decode(Bool.self, field: 1)
+                hasMore: try decoder.decode(Bool.self, field: 1),
+                thread: try decoder.decode(Thread?.self, field: 2)
             )
         }
 
@@ -649,6 +660,7 @@ extension V1 {
         public func visitFields<V: ProtoFieldVisitor>(_ visitor: inout V) throws {
             try visitor.visit(messages, field: 0)
             try visitor.visit(hasMore, field: 1)
+            try visitor.visit(thread, field: 2)
         }
     }
 }

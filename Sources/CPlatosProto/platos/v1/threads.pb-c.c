@@ -2294,7 +2294,7 @@ const ProtobufCMessageDescriptor platos__v1__post_message_request__descriptor =
   (ProtobufCMessageInit) platos__v1__post_message_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor platos__v1__list_messages_request__field_descriptors[5] =
+static const ProtobufCFieldDescriptor platos__v1__list_messages_request__field_descriptors[6] =
 {
   {
     "thread_id",
@@ -2356,10 +2356,23 @@ static const ProtobufCFieldDescriptor platos__v1__list_messages_request__field_d
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "include_thread",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Platos__V1__ListMessagesRequest, include_thread),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned platos__v1__list_messages_request__field_indices_by_name[] = {
   1,   /* field[1] = after_seq */
   3,   /* field[3] = author_agent_id */
+  5,   /* field[5] = include_thread */
   2,   /* field[2] = limit */
   4,   /* field[4] = newest */
   0,   /* field[0] = thread_id */
@@ -2367,7 +2380,7 @@ static const unsigned platos__v1__list_messages_request__field_indices_by_name[]
 static const ProtobufCIntRange platos__v1__list_messages_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor platos__v1__list_messages_request__descriptor =
 {
@@ -2377,14 +2390,14 @@ const ProtobufCMessageDescriptor platos__v1__list_messages_request__descriptor =
   "Platos__V1__ListMessagesRequest",
   "platos.v1",
   sizeof(Platos__V1__ListMessagesRequest),
-  5,
+  6,
   platos__v1__list_messages_request__field_descriptors,
   platos__v1__list_messages_request__field_indices_by_name,
   1,  platos__v1__list_messages_request__number_ranges,
   (ProtobufCMessageInit) platos__v1__list_messages_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor platos__v1__list_messages_response__field_descriptors[2] =
+static const ProtobufCFieldDescriptor platos__v1__list_messages_response__field_descriptors[3] =
 {
   {
     "messages",
@@ -2410,15 +2423,28 @@ static const ProtobufCFieldDescriptor platos__v1__list_messages_response__field_
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "thread",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Platos__V1__ListMessagesResponse, thread),
+    &platos__v1__thread__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned platos__v1__list_messages_response__field_indices_by_name[] = {
   1,   /* field[1] = has_more */
   0,   /* field[0] = messages */
+  2,   /* field[2] = thread */
 };
 static const ProtobufCIntRange platos__v1__list_messages_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor platos__v1__list_messages_response__descriptor =
 {
@@ -2428,7 +2454,7 @@ const ProtobufCMessageDescriptor platos__v1__list_messages_response__descriptor 
   "Platos__V1__ListMessagesResponse",
   "platos.v1",
   sizeof(Platos__V1__ListMessagesResponse),
-  2,
+  3,
   platos__v1__list_messages_response__field_descriptors,
   platos__v1__list_messages_response__field_indices_by_name,
   1,  platos__v1__list_messages_response__number_ranges,

@@ -240,9 +240,10 @@ public final class Gateway: Sendable {
         return nil
     }
 
-    /// One round trip for an agent turn: recall and the thread's newest messages in parallel. A
-    /// side that fails for want of a backend (down, overloaded, timed out) does not fail the
-    /// call; its status says what went wrong. A request that is wrong does, whichever side said
+    /// One round trip for an agent turn: recall and the thread's newest messages (with the
+    /// thread itself) in parallel, one call to each backend. A side that fails for want of a
+    /// backend (down, overloaded, timed out) does not fail the call; its status says what went
+    /// wrong. A request that is wrong does, whichever side said
     /// so: a thread the caller cannot read is `NOT_FOUND` or `PERMISSION_DENIED`, as from
     /// threads.get, and bad input (no end user, a limit out of range) is the side's own
     /// `INVALID_ARGUMENT`, named after the call that refused it. A partial answer to a request
@@ -263,18 +264,15 @@ public final class Gateway: Sendable {
             try await threads.call(
                 V1.MessagesService.list,
                 V1.ListMessagesRequest(
-                    threadId: request.threadId, limit: request.messageLimit == 0 ? 20 : request.messageLimit, newest: true),
+                    threadId: request.threadId, limit: request.messageLimit == 0 ? 20 : request.messageLimit, newest: true,
+                    includeThread: true),
                 timeout: timeout)
         }
-        async let thread = Self.outcome {
-            try await threads.call(V1.ThreadsService.get, V1.GetThreadRequest(threadId: request.threadId), timeout: timeout)
-        }
-        let (memories, messages, header) = await (recalled, listed, thread)
+        let (memories, messages) = await (recalled, listed)
         // A thread the caller cannot read is answered as threads.get answers it, whole: a
         // partial answer is for a side that is down, not for naming someone else's thread
         // (DESIGN §4: the same answer as for a thread that does not exist).
-        for case .failure(let error) in [header.map { _ in () }, messages.map { _ in () }]
-        where error.code == .notFound || error.code == .permissionDenied {
+        if case .failure(let error) = messages, error.code == .notFound || error.code == .permissionDenied {
             throw error
         }
         for (side, outcome) in [("memory.recall", memories.map { _ in () }), ("messages.list", messages.map { _ in () })] {
@@ -287,12 +285,12 @@ public final class Gateway: Sendable {
         case .success(let r): response.memories = r.items; response.memoriesStatus = V1.Status(code: .ok)
         case .failure(let e): response.memoriesStatus = RPCError(e.code, "memory: \(e.message)").status
         }
-        switch (messages, header) {
-        case (.success(let m), .success(let t)):
+        switch messages {
+        case .success(let m):
             response.messages = m.messages
-            response.thread = t
+            response.thread = m.thread
             response.messagesStatus = V1.Status(code: .ok)
-        case (.failure(let e), _), (_, .failure(let e)):
+        case .failure(let e):
             response.messagesStatus = RPCError(e.code, "threads: \(e.message)").status
         }
         Self.fitInOneAnswer(&response)

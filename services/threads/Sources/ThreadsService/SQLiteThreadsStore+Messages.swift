@@ -40,12 +40,14 @@ extension SQLiteThreadsStore {
     }
 
     public func listMessages(
-        threadId: String, access: ThreadAccess, afterSeq: UInt64, limit: Int, authorAgentId: String, newest: Bool
-    ) async throws -> (messages: [V1.Message], hasMore: Bool) {
+        threadId: String, access: ThreadAccess, afterSeq: UInt64, limit: Int, authorAgentId: String, newest: Bool,
+        includeThread: Bool
+    ) async throws -> (messages: [V1.Message], hasMore: Bool, thread: V1.Thread?) {
         try await database.read { db in
             // One statement for the access check and the page: the join yields no row for a
             // thread the caller may not see. Only an empty page needs a second look, in the same
-            // read transaction, to tell "no such thread" from "no messages".
+            // read transaction, to tell "no such thread" from "no messages" (and a caller that
+            // asked for the thread itself gets it from that look).
             // A seq past Int64.max cannot exist; clamp so the bind cannot trap.
             var arguments: StatementArguments = [
                 threadId, access.org, access.project, access.env, Int64(clamping: afterSeq),
@@ -63,13 +65,14 @@ extension SQLiteThreadsStore {
             var (messages, more) = try ResponseBudget.page(limit: limit, size: ResponseBudget.size(of:)) {
                 try cursor.next().map(V1.Message.init(row:))
             }
-            if messages.isEmpty, try Self.visibleThread(db, threadId, access) == nil {
+            let thread = messages.isEmpty || includeThread ? try Self.visibleThread(db, threadId, access) : nil
+            if messages.isEmpty, thread == nil {
                 throw ThreadsErrors.threadNotFound(threadId)
             }
             // Read newest first, what was left out is older than the page: nothing after its last
             // message is.
             if newest { messages.reverse() }
-            return (messages, !newest && more)
+            return (messages, !newest && more, includeThread ? thread : nil)
         }
     }
 

@@ -44,7 +44,7 @@ extension ThreadsService {
         let limit = request.limit == 0 ? Self.defaultMessageLimit : Int(request.limit)
         let page = try await store.listMessages(
             threadId: request.threadId, access: access, afterSeq: request.afterSeq, limit: limit,
-            authorAgentId: request.authorAgentId, newest: request.newest)
-        return V1.ListMessagesResponse(messages: page.messages, hasMore: page.hasMore)
+            authorAgentId: request.authorAgentId, newest: request.newest, includeThread: request.includeThread)
+        return V1.ListMessagesResponse(messages: page.messages, hasMore: page.hasMore, thread: page.thread)
     }
 }

@@ -79,7 +79,8 @@ extension ThreadsService {
             let generation = messageSignal.generation(subscription)
             // Throws NOT_FOUND for a thread the caller cannot see, and once the thread is deleted.
             let page = try await store.listMessages(
-                threadId: request.threadId, access: access, afterSeq: lastSeq, limit: 256, authorAgentId: "", newest: false)
+                threadId: request.threadId, access: access, afterSeq: lastSeq, limit: 256, authorAgentId: "", newest: false,
+                includeThread: false)
             for message in page.messages {
                 try await writer.send(message)
                 lastSeq = message.seq

@@ -65,11 +65,12 @@ public protocol ThreadsStore: Sendable {
     /// Appends a message with the thread's next seq, in the same transaction that allocates it.
     /// A repeated idempotency key returns the message it first created.
     func postMessage(_ draft: MessageDraft, access: ThreadAccess, now: Int64) async throws -> V1.Message
-    /// The oldest `limit` messages after `afterSeq` (or the newest, oldest first), and whether
-    /// more follow the last one.
+    /// The oldest `limit` messages after `afterSeq` (or the newest, oldest first), whether more
+    /// follow the last one, and with `includeThread` the thread itself, from the same snapshot.
     func listMessages(
-        threadId: String, access: ThreadAccess, afterSeq: UInt64, limit: Int, authorAgentId: String, newest: Bool
-    ) async throws -> (messages: [V1.Message], hasMore: Bool)
+        threadId: String, access: ThreadAccess, afterSeq: UInt64, limit: Int, authorAgentId: String, newest: Bool,
+        includeThread: Bool
+    ) async throws -> (messages: [V1.Message], hasMore: Bool, thread: V1.Thread?)
 
     func spawnTask(_ draft: TaskDraft, access: ThreadAccess, now: Int64) async throws -> V1.Task
     /// Leases the caller's oldest claimable task, first requeuing (or expiring) its lapsed leases.

@@ -322,10 +322,15 @@ struct  Platos__V1__ListMessagesRequest
    * returned has a seq above after_seq + 1 (seq is gap-free).
    */
   protobuf_c_boolean newest;
+  /*
+   * Also answer the thread itself (title, metadata, last_seq), read in the same snapshot as the
+   * page: what context.load needs, in one call instead of a threads.get beside it.
+   */
+  protobuf_c_boolean include_thread;
 };
 #define PLATOS__V1__LIST_MESSAGES_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&platos__v1__list_messages_request__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, 0 }
+    , (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, 0, 0 }
 
 
 struct  Platos__V1__ListMessagesResponse
@@ -337,10 +342,14 @@ struct  Platos__V1__ListMessagesResponse
    * True when messages after the last one returned exist.
    */
   protobuf_c_boolean has_more;
+  /*
+   * The thread, when the request set include_thread.
+   */
+  Platos__V1__Thread *thread;
 };
 #define PLATOS__V1__LIST_MESSAGES_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&platos__v1__list_messages_response__descriptor) \
-    , 0,NULL, 0 }
+    , 0,NULL, 0, NULL }
 
 
 struct  Platos__V1__Task__MetadataEntry
