@@ -2,6 +2,7 @@ import CoreMetrics
 import Foundation
 import GRDB
 import NIOConcurrencyHelpers
+import Synchronization
 
 /// How durable a commit is. WAL with NORMAL survives a process crash (SIGKILL) with every
 /// acknowledged write; FULL also survives power loss, at the cost of an fsync per commit.
@@ -18,6 +19,11 @@ public final class ServiceDatabase: Sendable {
     /// Reads that ran out of their inline budget and were done again off the caller's thread.
     private let inlineReadsMoved: Counter
     private let inlineReadsMovedCount = NIOLockedValueBox(0)
+    /// Reads that hold or wait for a reader now.
+    private let readsInFlight = Atomic<Int>(0)
+
+    /// Connections that read concurrently.
+    static let maximumReaderCount = 8
 
     /// How much of the file readers map (SQLite's own limit applies if smaller).
     static let mmapSize = 1 << 30
@@ -37,7 +43,7 @@ public final class ServiceDatabase: Sendable {
         var configuration = Configuration()
         configuration.label = label
         configuration.busyMode = .timeout(5)
-        configuration.maximumReaderCount = 8
+        configuration.maximumReaderCount = maximumReaderCount
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = \(synchronous.rawValue)")
             try db.execute(sql: "PRAGMA foreign_keys = ON")
@@ -73,27 +79,39 @@ public final class ServiceDatabase: Sendable {
     /// A read of one snapshot (a transaction around `body`). It runs on the caller's thread
     /// while it is short, and on a pooled reader's thread if it is not (``InlineRead``).
     public func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        if let value = try readInline(transaction: true, body) { return value }
-        countMovedRead()
-        return try await pool.read(body)
+        try await read(transaction: true, body)
     }
 
     /// A read that is one statement, so SQLite's implicit read transaction already gives it one
     /// snapshot and an explicit BEGIN and COMMIT would only cost two more statements. Runs as
     /// ``read(_:)`` does.
     public func readStatement<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        if let value = try readInline(transaction: false, body) { return value }
-        countMovedRead()
-        return try await pool.unsafeRead(body)
+        try await read(transaction: false, body)
     }
 
-    /// `body` on the caller's thread within ``InlineRead/budgetNanoseconds``, or nil. A
-    /// synchronous function, so that the pool's blocking overloads are the ones it calls.
+    private func read<T: Sendable>(transaction: Bool, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        // Counted from before a reader is taken until it is given back, so that an inline read
+        // starts only when a reader is free: waiting for one would block the caller's thread
+        // (an event loop) behind other reads, heavy ones included.
+        let inFlight = readsInFlight.wrappingAdd(1, ordering: .relaxed).newValue
+        defer { readsInFlight.wrappingSubtract(1, ordering: .relaxed) }
+        if inFlight <= Self.maximumReaderCount {
+            if let value = try readInline(transaction: transaction, body) { return value }
+            countMovedRead()
+        }
+        return transaction ? try await pool.read(body) : try await pool.unsafeRead(body)
+    }
+
+    /// `body` on the caller's thread within the budget of ``InlineRead``, or nil. A synchronous
+    /// function, so that the pool's blocking overloads are the ones it calls.
     private func readInline<T>(transaction: Bool, _ body: (Database) throws -> T) throws -> T? {
         transaction
             ? try pool.read { db in try InlineRead.attempt(db, body) }
             : try pool.unsafeRead { db in try InlineRead.attempt(db, body) }
     }
+
+    /// How many reads hold or wait for a reader now.
+    public var readsInFlightNow: Int { readsInFlight.load(ordering: .relaxed) }
 
     /// How many reads have run out of their inline budget so far.
     public var readsMovedOffThread: Int { inlineReadsMovedCount.withLockedValue { $0 } }

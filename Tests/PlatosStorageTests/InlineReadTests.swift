@@ -1,6 +1,8 @@
+import Dispatch
 import GRDB
 import PlatosStorage
 import PlatosTestSupport
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -56,6 +58,73 @@ import Glibc
         let names = try await db.read { try String.fetchAll($0, sql: "SELECT name FROM item ORDER BY id") }
         #expect(names == ["a", "b", "c"])
         #expect(db.readsMovedOffThread == 2)
+    }
+
+    /// A read that takes long without using the CPU (a cold database's pages come from the disk;
+    /// here a function that sleeps a millisecond per row) moves off the caller's thread too.
+    @Test func aSlowReadThatUsesNoCPUMovesOffTheCallersThread() async throws {
+        let db = try Self.database()
+        let caller = pthread_self()
+        let (count, onCallersThread) = try await db.read { db in
+            db.add(function: DatabaseFunction("pause", argumentCount: 1, pure: false) { values in
+                usleep(1000)
+                return values[0]
+            })
+            let count = try Int.fetchOne(
+                db, sql: "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT pause(x) + 1 FROM c WHERE x < 200) SELECT count(*) FROM c")
+            return (count ?? -1, pthread_equal(pthread_self(), caller) != 0)
+        }
+        #expect(count == 200)
+        #expect(!onCallersThread)
+        #expect(db.readsMovedOffThread == 1)
+    }
+
+    /// With every reader taken, a read does not wait for one on the caller's thread (an event
+    /// loop, in a service): it waits off it, and runs on a pooled reader's thread.
+    @Test func withEveryReaderTakenAReadWaitsOffTheCallersThread() async throws {
+        let db = try Self.database()
+        let gate = DispatchSemaphore(value: 0)
+        let holding = Tally()
+        var holders: [Task<Void, any Error>] = []
+        for _ in 0..<8 {
+            holders.append(Task {
+                let caller = pthread_self()
+                _ = try await db.read { db in
+                    if pthread_equal(pthread_self(), caller) != 0 {
+                        // Inline: use up the budget, so that the read moves to a reader's thread.
+                        _ = try Int.fetchOne(db, sql: Self.heavyCount, arguments: [1_000_000_000])
+                    } else {
+                        holding.add()
+                        gate.wait()
+                    }
+                }
+            })
+        }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while holding.count < 8, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(holding.count == 8)
+
+        let ninth = Task {
+            let caller = pthread_self()
+            return try await db.read { db in
+                (try Int.fetchOne(db, sql: "SELECT count(*) FROM item") ?? -1, pthread_equal(pthread_self(), caller) != 0)
+            }
+        }
+        while db.readsInFlightNow < 9, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(db.readsInFlightNow == 9)
+        for _ in 0..<8 { gate.signal() }
+        let (count, onCallersThread) = try await ninth.value
+        #expect(count == 3)
+        #expect(!onCallersThread)
+        for holder in holders { try await holder.value }
+        #expect(db.readsMovedOffThread == 8)
+        #expect(db.readsInFlightNow == 0)
+    }
+
+    final class Tally: Sendable {
+        private let value = Mutex(0)
+        func add() { value.withLock { $0 += 1 } }
+        var count: Int { value.withLock { $0 } }
     }
 
     /// A read that fails by itself (not the budget) fails, and is not run a second time.
