@@ -18,8 +18,10 @@ import Darwin
 /// it) while it runs. So the inline attempt has a budget: SQLite's progress handler interrupts
 /// it once the thread has spent ``cpuBudgetNanoseconds`` of CPU in it, or once
 /// ``wallBudgetNanoseconds`` have passed, and the read starts again on a pooled reader's
-/// thread. Short reads, nearly all of them, run inline; a heavy one holds a loop for the budget
-/// at most.
+/// thread. Short reads, nearly all of them, run inline; a heavy one gives the loop back soon
+/// after its budget. What bounds is SQLite's own work, checked between its instructions: one
+/// step that SQLite does not interrupt (a page fault, a sort pass) can overrun the budget by
+/// its own length, and Swift work in `body` after the last statement is not counted.
 ///
 /// CPU time is the main bound, rather than wall-clock time: a loaded machine preempts the thread
 /// in the middle of a cheap query, and that should not send the query off the loop to be done

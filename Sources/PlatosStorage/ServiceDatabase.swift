@@ -14,6 +14,10 @@ public enum SynchronousMode: String, Sendable, CaseIterable {
 /// One service's SQLite database: WAL mode, versioned migrations at open, concurrent reads from a
 /// pool, and every write through one ``GroupCommitWriter``.
 public final class ServiceDatabase: Sendable {
+    /// For writes outside the group-commit writer (bulk imports) and nothing else: read through
+    /// ``read(_:)`` and ``readStatement(_:)``, which count the readers they take. A reader taken
+    /// from the pool directly is not counted, and an inline read could then block an event loop
+    /// waiting for one (``InlineRead``).
     public let pool: DatabasePool
     public let writer: GroupCommitWriter
     /// Reads that ran out of their inline budget and were done again off the caller's thread.
@@ -77,7 +81,9 @@ public final class ServiceDatabase: Sendable {
     }
 
     /// A read of one snapshot (a transaction around `body`). It runs on the caller's thread
-    /// while it is short, and on a pooled reader's thread if it is not (``InlineRead``).
+    /// while it is short, blocking it for the budget of ``InlineRead`` at most, and on a pooled
+    /// reader's thread if it is not. `body` may therefore run twice: no effects outside the
+    /// database.
     public func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         try await read(transaction: true, body)
     }
@@ -128,7 +134,7 @@ public final class ServiceDatabase: Sendable {
     }
 
     /// `PRAGMA integrity_check`: "ok" for a healthy file.
-    public func integrityCheck() throws -> String {
-        try pool.read { db in try String.fetchOne(db, sql: "PRAGMA integrity_check") ?? "no answer" }
+    public func integrityCheck() async throws -> String {
+        try await read { db in try String.fetchOne(db, sql: "PRAGMA integrity_check") ?? "no answer" }
     }
 }

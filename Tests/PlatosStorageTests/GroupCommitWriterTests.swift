@@ -36,7 +36,7 @@ import PlatosTestSupport
         #expect(results.filter { $0 }.count == 181)  // 180 unique names + the first "dup"
         let count = try await db.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM item") ?? 0 }
         #expect(count == 181)
-        #expect(try db.integrityCheck() == "ok")
+        #expect(try await db.integrityCheck() == "ok")
     }
 
     /// A writer that cannot keep up refuses writes past its queue limit at once, and every write

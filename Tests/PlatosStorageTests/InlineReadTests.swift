@@ -45,12 +45,15 @@ import Glibc
         let db = try Self.database()
         for (index, snapshot) in [true, false].enumerated() {
             let caller = pthread_self()
+            let attempts = Tally()
             let read: @Sendable (Database) throws -> (Int, Bool) = { db in
+                attempts.add()
                 let count = try Int.fetchOne(db, sql: Self.heavyCount, arguments: [3_000_000]) ?? -1
                 return (count, pthread_equal(pthread_self(), caller) != 0)
             }
             let (count, onCallersThread) = snapshot ? try await db.read(read) : try await db.readStatement(read)
             #expect(count == 3_000_000)
+            #expect(attempts.count == 2, "an interrupted attempt inline, then the whole read again")
             #expect(!onCallersThread, "snapshot: \(snapshot)")
             #expect(db.readsMovedOffThread == index + 1)
         }
@@ -130,9 +133,14 @@ import Glibc
     /// A read that fails by itself (not the budget) fails, and is not run a second time.
     @Test func aFailingReadFailsOnce() async throws {
         let db = try Self.database()
+        let attempts = Tally()
         await #expect(throws: DatabaseError.self) {
-            try await db.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM no_such_table") }
+            try await db.read { db in
+                attempts.add()
+                return try Int.fetchOne(db, sql: "SELECT count(*) FROM no_such_table")
+            }
         }
+        #expect(attempts.count == 1)
         #expect(db.readsMovedOffThread == 0)
     }
 }
