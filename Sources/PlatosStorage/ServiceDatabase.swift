@@ -1,7 +1,6 @@
 import CoreMetrics
 import Foundation
 import GRDB
-import NIOConcurrencyHelpers
 import Synchronization
 
 /// How durable a commit is. WAL with NORMAL survives a process crash (SIGKILL) with every
@@ -22,7 +21,7 @@ public final class ServiceDatabase: Sendable {
     public let writer: GroupCommitWriter
     /// Reads that ran out of their inline budget and were done again off the caller's thread.
     private let inlineReadsMoved: Counter
-    private let inlineReadsMovedCount = NIOLockedValueBox(0)
+    private let inlineReadsMovedCount = Atomic<Int>(0)
     /// Reads that hold or wait for a reader now.
     private let readsInFlight = Atomic<Int>(0)
 
@@ -120,11 +119,11 @@ public final class ServiceDatabase: Sendable {
     public var readsInFlightNow: Int { readsInFlight.load(ordering: .relaxed) }
 
     /// How many reads have run out of their inline budget so far.
-    public var readsMovedOffThread: Int { inlineReadsMovedCount.withLockedValue { $0 } }
+    public var readsMovedOffThread: Int { inlineReadsMovedCount.load(ordering: .relaxed) }
 
     private func countMovedRead() {
         inlineReadsMoved.increment()
-        inlineReadsMovedCount.withLockedValue { $0 += 1 }
+        inlineReadsMovedCount.wrappingAdd(1, ordering: .relaxed)
     }
 
     /// A write, batched with concurrent writes into one transaction; returns after the commit.

@@ -243,11 +243,11 @@ public final class Gateway: Sendable {
     /// One round trip for an agent turn: recall and the thread's newest messages (with the
     /// thread itself) in parallel, one call to each backend. A side that fails for want of a
     /// backend (down, overloaded, timed out) does not fail the call; its status says what went
-    /// wrong. A request that is wrong does, whichever side said
-    /// so: a thread the caller cannot read is `NOT_FOUND` or `PERMISSION_DENIED`, as from
-    /// threads.get, and bad input (no end user, a limit out of range) is the side's own
-    /// `INVALID_ARGUMENT`, named after the call that refused it. A partial answer to a request
-    /// that cannot succeed would only hide the mistake.
+    /// wrong. A request that is wrong does, whichever side said so: a thread the caller cannot
+    /// read is `NOT_FOUND` or `PERMISSION_DENIED`, as from threads.get, and bad input (no end
+    /// user, a limit out of range) is the side's own `INVALID_ARGUMENT`, named after the call
+    /// that refused it. A partial answer to a request that cannot succeed would only hide the
+    /// mistake.
     func loadContext(_ request: V1.LoadContextRequest, _ context: ServerContext) async throws -> V1.LoadContextResponse {
         let principal = try await admit(V1.ContextService.load.descriptor, context)
         guard !request.threadId.isEmpty else { throw RPCError(.invalidArgument, "thread_id is required") }
