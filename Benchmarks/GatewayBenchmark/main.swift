@@ -10,8 +10,8 @@
 //      gap again: p50 ≈ callers / throughput);
 //   2b. the same with a single caller, closed loop → the p50 one hop adds with no queueing;
 //   3. context.load through the gateway vs its two calls (memory.recall, messages.list with the
-//      thread) issued in parallel straight to the backends, both paced at the same rate → context.load's
-//      p99 over the slower of recall and messages.list.
+//      thread) issued in parallel straight to the backends, both paced at the same rate →
+//      context.load's p99 over the slower of recall and messages.list.
 //
 // Each comparison is `--pairs` rounds of its two sides back to back, the order alternating; the
 // headline figures are medians of the per-round differences or ratios, because this 2-core
